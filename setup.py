@@ -1,0 +1,18 @@
+from setuptools import setup
+
+setup(
+    name="dcgan-kernels",
+    version="0.1.0",
+    description="A minimal autograd engine and torch-style layers on hand-written "
+                "NumPy, Triton and CUDA C kernels, verified against PyTorch",
+    packages=["kernels", "nn"],
+    python_requires=">=3.10",
+    install_requires=["numpy>=1.24"],
+    extras_require={
+        "triton": ["triton>=3.6"],
+        "cupy": ["cupy-cuda12x"],
+        # torch is the test oracle. Pin it yourself first where only one build is
+        # wanted (CI installs torch==2.13.0 before this package).
+        "test": ["torch", "pytest", "pytest-benchmark", "hypothesis"],
+    },
+)

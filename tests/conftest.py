@@ -1,0 +1,51 @@
+"""Shared fixtures: NaN-poisoned outputs for every test, and the backend list.
+
+Op tests take the `backend` fixture, parametrized over every backend the
+project knows; a backend that cannot run on this machine is skipped with its
+reason shown (pytest -ra prints it), never counted as a pass.
+"""
+
+import zlib
+
+import numpy as np
+import pytest
+
+import kernels
+import kernels.debug
+import nn
+
+from helpers import WORST
+
+
+@pytest.fixture(autouse=True)
+def _poison_outputs():
+    with kernels.debug.poison_outputs():
+        yield
+
+
+@pytest.fixture(params=kernels.known_backends())
+def backend(request):
+    reason = kernels.why_unavailable(request.param)
+    if reason is not None:
+        pytest.skip(f"backend {request.param!r} unavailable: {reason}")
+    with nn.use_backend(request.param):
+        yield request.param
+
+
+@pytest.fixture(params=["float64", "float32"])
+def dtype(request):
+    return np.dtype(request.param)
+
+
+@pytest.fixture
+def seed(request):
+    """A seed of this test case's own: fresh inputs per case, same on every run."""
+    return zlib.crc32(request.node.nodeid.encode())
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not WORST:
+        return
+    terminalreporter.section("worst relative error per op (ours vs torch float64)")
+    for (op, dt, kind), err in sorted(WORST.items()):
+        terminalreporter.write_line(f"{op:34s} {dt:8s} {kind:5s} {err:.2e}")

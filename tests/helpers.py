@@ -1,0 +1,87 @@
+"""`helper_test_op`: one line per op test, in the style of tinygrad's test_ops.
+
+    helper_test_op([(2, 3, 7, 9), (4, 3, 3, 3)],
+                   lambda F, x, w: F.conv2d(x, w, stride=2), dtype=..., seed=...)
+
+The lambda is called twice: with `torch.nn.functional` on float64 torch
+tensors (the reference), and with `nn.functional` on our tensors of `dtype`
+on the active backend. Both get identical inputs (rounded to `dtype` first,
+so the reference sees exactly what we see) and the same random upstream
+gradient. The forward output and every input gradient must satisfy
+||ours - ref|| / ||ref|| <= tol, tol = 1e-10 for float64 and 1e-5 for float32
+(DEVELOPERS.md). The worst error seen per op is kept for the session summary.
+"""
+
+import numpy as np
+import torch
+
+import nn
+
+TOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
+WORST = {}  # (op, dtype name, "fwd"/"grad") -> worst relative error seen
+
+
+def rel_error(ours, ref):
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    denom = np.linalg.norm(ref)
+    diff = np.linalg.norm(ours - ref)
+    return diff / denom if denom > 0 else diff
+
+
+def _record(op, dtype, kind, err):
+    key = (op, np.dtype(dtype).name, kind)
+    WORST[key] = max(WORST.get(key, 0.0), float(err))
+
+
+def helper_test_op(shapes, fn, *, dtype, seed, vals=None, low=-2.0, high=2.0,
+                   requires_grad=True, op=None, tol=None):
+    """Compare `fn` on nn and on torch, forward and every input gradient.
+
+    shapes: input shapes, drawn U[low, high) from a generator seeded by `seed`;
+    vals: explicit float64 arrays instead (then shapes is ignored);
+    requires_grad: a bool, or one bool per input.
+    Returns (our outputs, torch outputs) as NumPy arrays for extra checks."""
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    tol = TOL[dtype] if tol is None else tol
+    op = op or getattr(fn, "__name__", "op")
+    host = [np.asarray(v, np.float64) for v in vals] if vals is not None else [
+        rng.uniform(low, high, s) for s in shapes]
+    host = [h.astype(dtype).astype(np.float64) for h in host]  # what both sides see
+    needs = [requires_grad] * len(host) if isinstance(requires_grad, bool) else list(requires_grad)
+
+    t_in = [torch.tensor(h, dtype=torch.float64, requires_grad=g) for h, g in zip(host, needs)]
+    o_in = [nn.tensor(h, dtype=dtype, requires_grad=g) for h, g in zip(host, needs)]
+    t_out, o_out = fn(torch.nn.functional, *t_in), fn(nn.functional, *o_in)
+    t_outs = t_out if isinstance(t_out, tuple) else (t_out,)
+    o_outs = o_out if isinstance(o_out, tuple) else (o_out,)
+
+    for t, o in zip(t_outs, o_outs):
+        assert o.shape == tuple(t.shape), f"{op}: shape {o.shape}, torch gives {tuple(t.shape)}"
+        assert o.dtype == dtype, f"{op}: output dtype {o.dtype}, expected {dtype}"
+        ours = o.numpy()
+        assert np.isfinite(ours).all() or not np.isfinite(t.detach().numpy()).all(), \
+            f"{op}: non-finite output (unwritten elements are NaN-poisoned)"
+        err = rel_error(ours, t.detach().numpy())
+        _record(op, dtype, "fwd", err)
+        assert err <= tol, f"{op} forward ({dtype}): relative error {err:.3e} > {tol:.0e}"
+
+    if not any(needs):
+        return [o.numpy() for o in o_outs], [t.detach().numpy() for t in t_outs]
+
+    # One random upstream gradient per output, through sum(out * g).
+    ups = [rng.standard_normal(t.shape).astype(dtype).astype(np.float64) for t in t_outs]
+    t_total = sum((t * torch.tensor(u)).sum() for t, u in zip(t_outs, ups))
+    t_total.backward()
+    nn.autograd.backward(o_outs, [nn.tensor(u, dtype=dtype) for u in ups])
+    for k, (t, o) in enumerate(zip(t_in, o_in)):
+        if not needs[k]:
+            continue
+        assert o.grad is not None, f"{op}: input {k} got no gradient"
+        assert o.grad.dtype == dtype, f"{op}: gradient {k} has dtype {o.grad.dtype}"
+        ref = t.grad.numpy() if t.grad is not None else np.zeros(t.shape)
+        err = rel_error(o.grad.numpy(), ref)
+        _record(op, dtype, "grad", err)
+        assert err <= tol, (f"{op} gradient of input {k} ({dtype}): relative error "
+                            f"{err:.3e} > {tol:.0e}")
+    return [o.numpy() for o in o_outs], [t.detach().numpy() for t in t_outs]

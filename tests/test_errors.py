@@ -1,0 +1,90 @@
+"""Bad input gets a clear error naming the op, what it expected and what came."""
+
+import numpy as np
+import pytest
+
+import nn
+import nn.functional as F
+
+
+def t(*shape, dtype=nn.float32):
+    return nn.tensor(np.random.default_rng(0).uniform(0.1, 0.9, shape), dtype=dtype)
+
+
+@pytest.mark.parametrize("call,error,pattern", [
+    (lambda: F.conv2d(t(2, 3, 8, 8), t(4, 2, 3, 3)), ValueError,
+     r"conv2d: input has 3 channels but weight of shape \(4, 2, 3, 3\) expects 2"),
+    (lambda: F.conv2d(t(3, 8, 8), t(4, 3, 3, 3)), ValueError,
+     r"conv2d: expected input \(N, C, H, W\) to be 4-d, got shape \(3, 8, 8\)"),
+    (lambda: F.conv2d(t(2, 3, 8, 8), t(4, 3, 3)), ValueError, r"conv2d: expected weight to be 4-d"),
+    (lambda: F.conv2d(t(2, 3, 8, 8), t(4, 3, 3, 3), t(5)), ValueError,
+     r"conv2d: bias must have shape \(4,\), got \(5,\)"),
+    (lambda: F.conv2d(t(2, 4, 8, 8), t(4, 2, 3, 3), groups=2), NotImplementedError,
+     r"conv2d: groups=2 is not supported"),
+    (lambda: F.conv2d(t(1, 1, 2, 2), t(1, 1, 3, 3)), ValueError, r"conv2d: the output would be empty"),
+    (lambda: F.conv2d(t(1, 1, 5, 5), t(1, 1, 3, 3), stride=0), ValueError, r"conv2d: stride and dilation"),
+    (lambda: F.conv2d(t(1, 1, 5, 5), t(1, 1, 3, 3), stride=(1, 2, 3)), TypeError,
+     r"conv2d: stride must be an int or a pair"),
+    (lambda: F.conv_transpose2d(t(2, 3, 4, 4), t(4, 5, 4, 4)), ValueError,
+     r"conv_transpose2d: input has 3 channels but weight of shape \(4, 5, 4, 4\) expects 4"),
+    (lambda: F.conv_transpose2d(t(2, 3, 4, 4), t(3, 5, 4, 4), stride=2, output_padding=2),
+     ValueError, r"conv_transpose2d: output_padding must be smaller than either stride or dilation"),
+    (lambda: F.conv2d(t(2, 3, 8, 8), t(4, 3, 3, 3, dtype=nn.float64)), TypeError,
+     r"conv2d: dtype mismatch, got float32 and float64"),
+    (lambda: F.batch_norm(t(4, 3, 2, 2), t(2), t(2), training=False), ValueError,
+     r"batch_norm: running_mean must have shape \(3,\)"),
+    (lambda: F.batch_norm(t(4, 3, 2, 2), None, None, training=False), ValueError,
+     r"batch_norm: eval mode .* needs running_mean"),
+    (lambda: F.batch_norm(t(1, 3), None, None, training=True), ValueError,
+     r"batch_norm: expected more than 1 value per channel when training"),
+    (lambda: nn.BatchNorm2d(3)(t(4, 3)), ValueError, r"BatchNorm2d: expected 4D input"),
+    (lambda: F.binary_cross_entropy(t(4) * 3.0, t(4)), ValueError,
+     r"binary_cross_entropy: all elements of input should be between 0 and 1"),
+    (lambda: F.binary_cross_entropy(t(4), t(5)), ValueError,
+     r"binary_cross_entropy: target shape \(5,\) must equal input shape \(4,\)"),
+    (lambda: F.binary_cross_entropy_with_logits(t(4), t(4), reduction="avg"), ValueError,
+     r"binary_cross_entropy_with_logits: reduction must be one of"),
+    (lambda: t(2, 3) + t(4, 5), ValueError, r"add: shapes \(2, 3\) and \(4, 5\) do not broadcast"),
+    (lambda: t(2, 3).reshape(4, 2), ValueError, r"reshape: shape \(4, 2\) is invalid for a tensor of 6"),
+    (lambda: t(2, 3).sum(dim=2), IndexError, r"sum: dim 2 is out of range for a 2-d tensor"),
+    (lambda: nn.tensor([1.0], dtype=np.float16), TypeError,
+     r"tensor: dtype must be float32 or float64, got"),
+    (lambda: nn.tensor(["a"]), TypeError, r"tensor: cannot make a tensor from data of dtype"),
+    (lambda: nn.Conv2d(4, 4, 3, groups=2), NotImplementedError, r"Conv2d: groups=2 is not supported"),
+    (lambda: nn.optim.Adam([nn.Parameter(t(2))], lr=-1), ValueError, r"Adam: invalid learning rate"),
+])
+def test_bad_input_raises_a_clear_error(call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()
+
+
+def test_unknown_backend_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown backend 'tpu'; known backends: triton, cupy, numpy"):
+        nn.set_backend("tpu")
+    with pytest.raises(ValueError, match="unknown backend"):
+        with nn.use_backend("tpu"):
+            pass
+    assert nn.get_backend() == "numpy"
+
+
+def test_unavailable_backend_says_why_and_lists_the_available_ones():
+    import kernels
+    unavailable = [n for n in kernels.known_backends() if kernels.why_unavailable(n)]
+    if not unavailable:
+        pytest.skip("every backend runs on this machine")
+    name = unavailable[0]
+    with pytest.raises(kernels.BackendUnavailableError,
+                       match=rf"backend '{name}' cannot run on this machine: .*Available backends: "):
+        nn.set_backend(name)
+
+
+def test_load_state_dict_names_the_bad_key():
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    sd = m.state_dict()
+    sd["0.weight"] = np.zeros((2, 1, 2, 2))
+    with pytest.raises(RuntimeError, match=r"size mismatch for 0.weight"):
+        m.load_state_dict(sd)
+    del sd["0.weight"]
+    sd["extra"] = np.zeros(1)
+    with pytest.raises(RuntimeError, match=r"Missing key\(s\) in state_dict: '0.weight'"):
+        m.load_state_dict(sd)
