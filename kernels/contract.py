@@ -16,7 +16,8 @@ Conventions shared by every function:
 - `stride`, `padding`, `dilation` and `output_padding` are (h, w) int pairs
   (normalise user ints with `kernels.conv_geometry.pair`).
 - Functions return new arrays unless their name ends in `_` or their doc says
-  "in place".
+  "in place"; in-place functions return their first argument (the optimizer
+  steps return None).
 - `None` stands for an absent optional array (bias, affine weight, running
   statistics).
 
@@ -219,8 +220,9 @@ class Backend(abc.ABC):
         reason given in tanh_backward."""
 
     # ---------------------------------------------------------------- losses
-    # reduction is "mean", "sum" or "none". The loss is 0-d for mean/sum, and
-    # has the input's shape for none; dloss has the loss's shape.
+    # reduction is "mean", "sum" or "none". The loss is a 0-d array (never a
+    # NumPy scalar) for mean/sum, and has the input's shape for none; dloss has
+    # the loss's shape.
     @abc.abstractmethod
     def bce_forward(self, p, target, reduction):
         """Binary cross-entropy on probabilities p in [0, 1], as torch:
@@ -228,9 +230,12 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def bce_backward(self, dloss, p, target, reduction, need_target_grad):
-        """Returns (dp, dtarget). dp = dloss * (p - t) / max(p (1 - p), 1e-12)
-        as torch; dtarget = dloss * (max(log1p(-p), -100) - max(log p, -100)),
-        or None when not needed. Both divided by numel for "mean"."""
+        """Returns (dp, dtarget). dp = dloss * (p - t) / max(p (1 - p), eps)
+        as torch, whose eps is the float32 rounding of 1e-12; dtarget =
+        dloss * (max(log1p(-p), -100) - max(log p, -100)), or None when not
+        needed. Both divided by numel for "mean". (dtarget is the derivative
+        of the clamped loss we compute: at p = 0 or 1 it is +-100, where torch
+        gives +-inf from the unclamped logs.)"""
 
     @abc.abstractmethod
     def bce_with_logits_forward(self, x, target, reduction):
@@ -275,9 +280,16 @@ class Backend(abc.ABC):
             y = self.add(y, self.reshape(b, (1, -1, 1, 1)))
         return y
 
-    def conv_transpose2d_backward_input(self, dy, w, stride, padding, dilation):
-        """dx = conv2d(dy, w): the transposed conv's input gradient."""
-        return self.conv2d_forward(dy, w, None, stride, padding, dilation)
+    def conv_transpose2d_backward_input(self, dy, w, input_hw, stride, padding, dilation):
+        """dx = conv2d(dy, w): the transposed conv's input gradient.
+
+        When output_padding >= stride (allowed if dilation > stride), that
+        conv yields rows past the input's last one; no input pixel exists
+        there, so they are cropped."""
+        dx = self.conv2d_forward(dy, w, None, stride, padding, dilation)
+        if tuple(dx.shape[2:]) != tuple(input_hw):
+            dx = self.astype(dx[:, :, :input_hw[0], :input_hw[1]], dx.dtype)
+        return dx
 
     def conv_transpose2d_backward_weight(self, dy, x, kernel_hw, stride, padding, dilation):
         """dw, shape (C_in, C_out, KH, KW): conv's weight gradient with the

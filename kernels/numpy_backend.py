@@ -7,9 +7,11 @@ fast enough to train a DCGAN on a CPU.
 Design:
 - Arrays are plain `numpy.ndarray`s. NumPy 2 promotes `float32 * np.float64`
   to float64 (NEP 50), so hyperparameters are turned into Python floats, which
-  never upcast, and a result that could still be promoted is cast back with
-  `.astype(dtype, copy=False)`. Reductions return 0-d arrays, never NumPy
-  scalars, because `is_array` must accept them.
+  never upcast, and a result that could still be promoted is cast back.
+- NumPy ufuncs turn 0-d arrays into NumPy scalars (`np.add(a, b)` on 0-d
+  inputs is an `np.float32`, not an `ndarray`), which `is_array` rejects.
+  Elementwise and reduced results therefore go through `_arr`, which does
+  both jobs: it keeps them ndarrays and casts them back to the input dtype.
 - Convolution is im2col + one matrix product. `_windows` is the shared core:
   a zero-copy `as_strided` view of every receptive field, shape
   (N, C, KH, KW, OH, OW). The forward and the weight gradient copy it once
@@ -36,6 +38,12 @@ from .conv_geometry import conv_output_size
 # float, so the value it really uses is float32(1e-12) = 9.99999996e-13;
 # using the same number makes clamped gradients agree to the last bit.
 _BCE_EPS = float(np.float32(1e-12))
+
+
+def _arr(a, dtype=None):
+    """`a` as an ndarray of `dtype`: 0-d results stay arrays, never NumPy
+    scalars, and a result that NumPy promoted is cast back (no copy otherwise)."""
+    return np.asarray(a, dtype=dtype)
 
 
 def _channel_axes(x):
@@ -81,9 +89,8 @@ def _im2col(x, kernel_hw, out_hw, stride, padding, dilation):
 def _reduce(a, dtype, reduction):
     """Apply a loss reduction; mean/sum give a 0-d array (not a NumPy scalar)."""
     if reduction == "none":
-        return a.astype(dtype, copy=False)
-    out = a.mean() if reduction == "mean" else a.sum()
-    return np.asarray(out, dtype=dtype)
+        return _arr(a, dtype)
+    return _arr(a.mean() if reduction == "mean" else a.sum(), dtype)
 
 
 def _loss_grad_scale(dloss, n, reduction):
@@ -159,29 +166,29 @@ class NumpyBackend(Backend):
 
     # ------------------------------------------------------------------ glue
     def add(self, a, b):
-        return np.add(a, b)
+        return _arr(np.add(a, b))
 
     def sub(self, a, b):
-        return np.subtract(a, b)
+        return _arr(np.subtract(a, b))
 
     def mul(self, a, b):
-        return np.multiply(a, b)
+        return _arr(np.multiply(a, b))
 
     def div(self, a, b):
-        return np.divide(a, b)
+        return _arr(np.divide(a, b))
 
     def neg(self, a):
-        return np.negative(a)
+        return _arr(np.negative(a))
 
     def sum(self, a, axis, keepdims):
         if axis == ():
             return a.copy()  # nothing to reduce, but still a new array
-        return np.asarray(np.sum(a, axis=axis, keepdims=keepdims), dtype=a.dtype)
+        return _arr(np.sum(a, axis=axis, keepdims=keepdims), a.dtype)
 
     def mean(self, a, axis, keepdims):
         if axis == ():
             return a.copy()
-        return np.asarray(np.mean(a, axis=axis, keepdims=keepdims), dtype=a.dtype)
+        return _arr(np.mean(a, axis=axis, keepdims=keepdims), a.dtype)
 
     def reshape(self, a, shape):
         return np.reshape(a, shape)
@@ -243,7 +250,7 @@ class NumpyBackend(Backend):
         mean = x.mean(axis=axes)
         xc = x - _per_channel(mean, x)
         var = (xc * xc).mean(axis=axes)  # biased: divide by M
-        invstd = (1.0 / np.sqrt(var + float(eps))).astype(x.dtype, copy=False)
+        invstd = _arr(1.0 / np.sqrt(var + float(eps)), x.dtype)
         y = xc * _per_channel(invstd, x)
         if weight is not None:
             y = y * _per_channel(weight, x)
@@ -258,13 +265,14 @@ class NumpyBackend(Backend):
         return y, mean, invstd
 
     def batch_norm_eval_forward(self, x, weight, bias, running_mean, running_var, eps):
-        invstd = 1.0 / np.sqrt(running_var + float(eps))
-        y = (x - _per_channel(running_mean, x)) * _per_channel(invstd, x)
+        mean = running_mean.copy()  # a snapshot: the backward must not see later updates
+        invstd = _arr(1.0 / np.sqrt(running_var + float(eps)), x.dtype)
+        y = (x - _per_channel(mean, x)) * _per_channel(invstd, x)
         if weight is not None:
             y = y * _per_channel(weight, x)
         if bias is not None:
             y = y + _per_channel(bias, x)
-        return y.astype(x.dtype, copy=False)
+        return _arr(y, x.dtype), mean, invstd
 
     def batch_norm_backward(self, dy, x, weight, mean, invstd, training):
         axes = _channel_axes(x)
@@ -286,31 +294,36 @@ class NumpyBackend(Backend):
 
     # ----------------------------------------------------------- activations
     def leaky_relu_forward(self, x, negative_slope):
-        return np.where(x > 0, x, x * float(negative_slope))
+        return _arr(np.where(x > 0, x, x * float(negative_slope)))
 
     def leaky_relu_backward(self, dy, x, negative_slope):
-        return np.where(x > 0, dy, dy * float(negative_slope))
+        return _arr(np.where(x > 0, dy, dy * float(negative_slope)))
 
     def relu_forward(self, x):
-        return np.maximum(x, 0)
+        return _arr(np.maximum(x, 0))
 
     def relu_backward(self, dy, y):
-        return np.where(y > 0, dy, 0).astype(dy.dtype, copy=False)
+        return _arr(np.where(y > 0, dy, 0), dy.dtype)
 
     def tanh_forward(self, x):
-        return np.tanh(x)
+        return _arr(np.tanh(x))
 
-    def tanh_backward(self, dy, y):
-        return dy * (1 - y * y)
+    def tanh_backward(self, dy, x):
+        # sech(x)^2 = 4e / (1 + e)^2 with e = exp(-2|x|) in (0, 1]: every digit
+        # survives saturation, unlike 1 - tanh(x)^2.
+        e = np.exp(-2 * np.abs(x))
+        return _arr(dy * (4 * e / ((1 + e) * (1 + e))))
 
     def sigmoid_forward(self, x):
         # exp(-|x|) is in (0, 1], so neither branch can overflow; each branch
         # is the form that is exact on its side of zero.
         e = np.exp(-np.abs(x))
-        return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return _arr(np.where(x >= 0, 1 / (1 + e), e / (1 + e)))
 
-    def sigmoid_backward(self, dy, y):
-        return dy * y * (1 - y)
+    def sigmoid_backward(self, dy, x):
+        # sigmoid'(x) = e / (1 + e)^2 with e = exp(-|x|): symmetric, no cancellation.
+        e = np.exp(-np.abs(x))
+        return _arr(dy * (e / ((1 + e) * (1 + e))))
 
     # ---------------------------------------------------------------- losses
     @staticmethod
@@ -330,11 +343,11 @@ class NumpyBackend(Backend):
     def bce_backward(self, dloss, p, target, reduction, need_target_grad):
         g = _loss_grad_scale(dloss, p.size, reduction)
         # torch's floor on the denominator keeps p = 0 or 1 finite.
-        dp = (g * (p - target) / np.maximum(p * (1 - p), _BCE_EPS)).astype(p.dtype, copy=False)
+        dp = _arr(g * (p - target) / np.maximum(p * (1 - p), _BCE_EPS), p.dtype)
         dt = None
         if need_target_grad:
             log_p, log_1mp = self._clamped_logs(p)
-            dt = (g * (log_1mp - log_p)).astype(p.dtype, copy=False)
+            dt = _arr(g * (log_1mp - log_p), p.dtype)
         return dp, dt
 
     def bce_with_logits_forward(self, x, target, reduction):
@@ -344,8 +357,8 @@ class NumpyBackend(Backend):
 
     def bce_with_logits_backward(self, dloss, x, target, reduction, need_target_grad):
         g = _loss_grad_scale(dloss, x.size, reduction)
-        dx = (g * (self.sigmoid_forward(x) - target)).astype(x.dtype, copy=False)
-        dt = (-g * x).astype(x.dtype, copy=False) if need_target_grad else None
+        dx = _arr(g * (self.sigmoid_forward(x) - target), x.dtype)
+        dt = _arr(-g * x, x.dtype) if need_target_grad else None
         return dx, dt
 
     # ------------------------------------------------------------- optimizers

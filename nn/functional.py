@@ -91,7 +91,7 @@ class ConvTranspose2d(Function):
     def forward(ctx, x, w, b, stride, padding, output_padding, dilation):
         B = backend_for("conv_transpose2d", x, w, b)
         ctx.geometry = (stride, padding, dilation)
-        ctx.k_hw = w.shape[2:]
+        ctx.hw = (x.shape[2:], w.shape[2:])
         need_x, need_w = ctx.needs_input_grad[:2]
         ctx.save_for_backward(x if need_w else None, w if need_x else None)
         return wrap(B, B.conv_transpose2d_forward(x.data, w.data, None if b is None else b.data,
@@ -101,9 +101,10 @@ class ConvTranspose2d(Function):
     def backward(ctx, dy):
         B, (x, w) = dy._backend, ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        dx = (wrap(B, B.conv_transpose2d_backward_input(dy.data, w.data, *ctx.geometry))
+        x_hw, k_hw = ctx.hw
+        dx = (wrap(B, B.conv_transpose2d_backward_input(dy.data, w.data, x_hw, *ctx.geometry))
               if need_x else None)
-        dw = (wrap(B, B.conv_transpose2d_backward_weight(dy.data, x.data, ctx.k_hw, *ctx.geometry))
+        dw = (wrap(B, B.conv_transpose2d_backward_weight(dy.data, x.data, k_hw, *ctx.geometry))
               if need_w else None)
         db = wrap(B, B.conv_transpose2d_backward_bias(dy.data)) if need_b else None
         return dx, dw, db, None, None, None, None

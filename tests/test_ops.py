@@ -38,6 +38,7 @@ CONV_TRANSPOSE2D_CASES = [
     ((1, 2, 5, 4), (2, 3, 3, 3), dict(stride=(2, 3), padding=(1, 2), output_padding=(1, 2))),
     ((2, 2, 6, 3), (2, 3, 5, 2), dict(stride=1, padding=(4, 1))),       # padding = kernel - 1
     ((2, 3, 2, 3), (3, 1, 2, 2), dict(stride=3, output_padding=1)),    # gaps between taps
+    ((2, 2, 4, 3), (2, 3, 3, 2), dict(stride=1, dilation=3, output_padding=(2, 1))),  # op >= s
 ]
 
 
