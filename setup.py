@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="A minimal autograd engine and torch-style layers on hand-written "
                 "NumPy, Triton and CUDA C kernels, verified against PyTorch",
-    packages=["kernels", "nn"],
+    packages=["kernels", "nn", "dcgan"],
     python_requires=">=3.10",
     install_requires=["numpy>=1.24"],
     extras_require={

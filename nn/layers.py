@@ -38,6 +38,7 @@ class _ConvNd(Module):
         self.stride, self.dilation = pair(stride, f"{name}: stride"), pair(dilation, f"{name}: dilation")
         self.padding = padding if isinstance(padding, str) else pair(padding, f"{name}: padding")
         self.groups, self.padding_mode = groups, padding_mode
+        self.output_padding = (0, 0)  # as torch's _ConvNd; ConvTranspose2d sets its own
         self.weight = _empty_parameter(weight_shape(self.kernel_size), dtype)
         self.bias = _empty_parameter((out_channels,), dtype) if bias else None
         self.reset_parameters()
@@ -57,7 +58,7 @@ class _ConvNd(Module):
             s += f", padding={self.padding}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
-        if getattr(self, "output_padding", (0, 0)) != (0, 0):
+        if self.output_padding != (0, 0):
             s += f", output_padding={self.output_padding}"
         return s + ("" if self.bias is not None else ", bias=False")
 

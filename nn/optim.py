@@ -61,6 +61,9 @@ class Optimizer:
 
     # ------------------------------------------------------------- state
     _ARRAY_STATE = ()  # names of per-parameter state entries that are arrays
+    # torch options we do not implement: a saved state asking for them is refused
+    # rather than silently ignored.
+    _UNSUPPORTED = ("amsgrad", "maximize")
 
     def state_dict(self):
         index = {}
@@ -88,6 +91,11 @@ class Optimizer:
                              "do not match this optimizer's in number or size")
         params = {i: p for saved, g in zip(groups, self.param_groups)
                   for i, p in zip(saved["params"], g["params"])}
+        for saved in groups:
+            for k, v in saved.items():
+                if k in self._UNSUPPORTED and v:
+                    raise NotImplementedError(f"{type(self).__name__}.load_state_dict: the saved "
+                                              f"group has {k}={v!r}, which is not supported")
         for saved, g in zip(groups, self.param_groups):
             g.update({k: v for k, v in saved.items() if k != "params"})
         self.state = {}

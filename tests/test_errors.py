@@ -88,3 +88,17 @@ def test_load_state_dict_names_the_bad_key():
     sd["extra"] = np.zeros(1)
     with pytest.raises(RuntimeError, match=r"Missing key\(s\) in state_dict: '0.weight'"):
         m.load_state_dict(sd)
+
+
+def test_optimizer_state_asking_for_unsupported_options_is_refused():
+    import torch
+    tp = torch.nn.Parameter(torch.ones(2))
+    saved = torch.optim.Adam([tp], maximize=True).state_dict()
+    opt = nn.optim.Adam([nn.Parameter(t(2))])
+    with pytest.raises(NotImplementedError, match=r"Adam.load_state_dict: .*maximize=True"):
+        opt.load_state_dict(saved)
+
+
+def test_conv2d_module_has_torch_attributes():
+    m = nn.Conv2d(1, 1, 1)
+    assert m.output_padding == (0, 0) and m.stride == (1, 1) and m.padding == (0, 0)

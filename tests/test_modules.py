@@ -18,7 +18,8 @@ import pytest
 import torch
 
 import nn
-from dcgan_models import build_discriminator, build_generator, dcgan_weights_init
+from dcgan.models import build_discriminator, build_generator
+from torch_dcgan_init import dcgan_weights_init
 from helpers import rel_error
 
 TOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
@@ -194,7 +195,8 @@ def test_conv_default_init_follows_torch(backend, kind):
     fan_in = ours.weight.shape[1] * k[0] * k[1]
     bound = 1 / np.sqrt(fan_in)
     _check_uniform(ours.weight.numpy(), bound, f"our {kind} weight")
-    _check_uniform(tm.weight.detach().numpy(), bound, f"torch's {kind} weight")  # the formula is torch's
+    # torch's weights obey the same bound: the formula is torch's.
+    _check_uniform(tm.weight.detach().numpy(), bound, f"torch's {kind} weight")
     # The bias: 64 values only, so check the bounds; many channels below.
     assert np.all(np.abs(ours.bias.numpy()) <= bound)
 
@@ -515,8 +517,11 @@ BN_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("kw", BN_CONFIGS, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items())
-                         or "default")
+def _bn_id(kw):
+    return ",".join(f"{k}={v}" for k, v in kw.items()) or "default"
+
+
+@pytest.mark.parametrize("kw", BN_CONFIGS, ids=_bn_id)
 def test_batchnorm2d_variants_match_torch(backend, dtype, seed, kw):
     """Three train-mode calls then one eval-mode call: output, the gradients of
     the input, weight and bias, and the buffers after every call."""
@@ -541,7 +546,8 @@ def test_batchnorm2d_variants_match_torch(backend, dtype, seed, kw):
         where = f"call {call} ({'train' if training else 'eval'}): "
         x = rng.uniform(1.0, 4.0, (4, C, 5, 6)) * rng.uniform(0.5, 2.0, (1, C, 1, 1))
         x = x.astype(dtype).astype(np.float64)
-        t_x, o_x = torch.tensor(x, requires_grad=True), nn.tensor(x, dtype=dtype, requires_grad=True)
+        t_x = torch.tensor(x, requires_grad=True)
+        o_x = nn.tensor(x, dtype=dtype, requires_grad=True)
         t_y, o_y = ref(t_x), ours(o_x)
         assert o_y.dtype == dtype
         _assert_close(o_y, t_y, tol, where + "output")

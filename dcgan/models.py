@@ -1,20 +1,14 @@
 """pytorch/examples' DCGAN (dcgan/main.py, the 64x64 architecture), for torch.nn or nn.
 
-    G = build_generator(torch.nn, nz=8, ngf=4, nc=3)
-    g = build_generator(nn, nz=8, ngf=4, nc=3)
-    g.load_state_dict(G.state_dict())
+    G = build_generator(nn, nz=100, ngf=64, nc=3)
+    T = build_generator(torch.nn, nz=100, ngf=64, nc=3)   # the same model in torch
+    G.load_state_dict(T.state_dict())
 
-`lib` is `torch.nn` or this library's `nn`: the two expose the same module
+`lib` is this library's `nn` or `torch.nn`: the two expose the same module
 names and constructor arguments, so one builder makes both, with identical
-state_dict keys ("main.0.weight", "main.1.running_mean", ...).
-
-`dcgan_weights_init(torch_model, seed)` is the example's `weights_init`
-(conv weights N(0, 0.02), BN weight N(1, 0.02), BN bias 0), drawn from a
-torch generator seeded with `seed`; copy the result into our model with
-load_state_dict.
+state_dict keys ("main.0.weight", "main.1.running_mean", ...). That is what
+the parity tests and the benchmarks compare.
 """
-
-import torch
 
 
 def build_generator(lib, nz, ngf, nc):
@@ -87,17 +81,3 @@ def build_discriminator(lib, nc, ndf, sigmoid=True):
             return self.main(input).view(-1)
 
     return Discriminator()
-
-
-def dcgan_weights_init(model, seed):
-    """pytorch/examples' weights_init, applied to a torch model, reproducibly."""
-    gen = torch.Generator().manual_seed(int(seed) % (2 ** 63))
-    with torch.no_grad():
-        for m in model.modules():
-            name = type(m).__name__
-            if "Conv" in name:
-                m.weight.normal_(0.0, 0.02, generator=gen)
-            elif "BatchNorm" in name:
-                m.weight.normal_(1.0, 0.02, generator=gen)
-                m.bias.fill_(0)
-    return model

@@ -1,0 +1,218 @@
+"""DCGAN 64x64 training step on the CPU: our `numpy` backend against torch CPU.
+
+    python benchmarks/dcgan_step_cpu.py [--batch 128] [--repeat 3] [--out DIR]
+
+Same model (pytorch/examples' DCGAN: nz 100, ngf = ndf = 64, nc 3), same
+weights, same batch and noise, float32, on the same number of threads.
+Two measurements per provider, each the median of --repeat runs after one
+warm-up:
+  fwd+bwd: G(z) -> D -> BCE, then backward through D and G;
+  step:    the whole training step of pytorch/examples (D on real, D on fake,
+           Adam on D, then G's update through D, Adam on G).
+Before timing, the losses and gradients of the two providers are compared
+(float32: relative error <= 1e-4 through 10 layers and two BatchNorm passes);
+a provider that disagrees is not timed.
+
+FLOPs: a conv or transposed conv costs 2 * N * C_out * OH * OW * C_in * KH * KW
+for its forward (counted on the direct-conv side), and twice that for its
+backward (input gradient + weight gradient); elementwise ops are ignored.
+The machine's peak is measured in the same run: a 2048^3 float32 matmul in
+NumPy (BLAS) and in torch.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import nn  # noqa: E402
+from dcgan.models import build_discriminator, build_generator  # noqa: E402
+
+NZ, NGF, NDF, NC, IMAGE = 100, 64, 64, 3, 64
+
+
+def conv_flops(model_lib_layers, batch):
+    """Forward FLOPs of every conv in a torch model, by running shapes through it."""
+    total = 0
+    hooks = []
+
+    def count(mod, inp, out):
+        nonlocal total
+        x, y = inp[0], out
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        # The direct conv side: for a transposed conv that is the input x.
+        big, small = (y, x) if isinstance(mod, torch.nn.Conv2d) else (x, y)
+        total += 2 * big.shape[0] * big.shape[1] * big.shape[2] * big.shape[3] * small.shape[1] * k
+
+    for m in model_lib_layers.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            hooks.append(m.register_forward_hook(count))
+    return total, hooks
+
+
+def median_time(fn, repeat):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), min(times), max(times)
+
+
+def matmul_peak(lib, n=2048, repeat=3):
+    if lib == "numpy":
+        a = np.random.rand(n, n).astype(np.float32)
+        f = lambda: a @ a  # noqa: E731
+    else:
+        a = torch.rand(n, n)
+        f = lambda: a @ a  # noqa: E731
+    t, _, _ = median_time(f, repeat)
+    return 2 * n ** 3 / t
+
+
+class Provider:
+    """One library's models, optimizers and loss, driven by the same step code."""
+
+    def __init__(self, lib, tensor, G, D, loss, opt):
+        self.lib, self.tensor, self.G, self.D, self.loss = lib, tensor, G, D, loss
+        self.optG = opt(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.optD = opt(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+
+    def fwd_bwd(self, noise, ones):
+        self.G.zero_grad()
+        self.D.zero_grad()
+        err = self.loss(self.D(self.G(noise)), ones)
+        err.backward()
+        return err
+
+    def step(self, real, noise, ones, zeros):
+        self.D.zero_grad()
+        self.loss(self.D(real), ones).backward()
+        fake = self.G(noise)
+        self.loss(self.D(fake.detach()), zeros).backward()
+        self.optD.step()
+        self.G.zero_grad()
+        self.loss(self.D(fake), ones).backward()
+        self.optG.step()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    args = ap.parse_args()
+    threads = os.cpu_count()
+    torch.set_num_threads(threads)
+
+    torch.manual_seed(0)
+    tG, tD = build_generator(torch.nn, NZ, NGF, NC), build_discriminator(torch.nn, NC, NDF)
+    oG, oD = build_generator(nn, NZ, NGF, NC), build_discriminator(nn, NC, NDF)
+    oG.load_state_dict(tG.state_dict())
+    oD.load_state_dict(tD.state_dict())
+    rng = np.random.default_rng(0)
+    real = rng.uniform(-1, 1, (args.batch, NC, IMAGE, IMAGE)).astype(np.float32)
+    noise = rng.standard_normal((args.batch, NZ, 1, 1)).astype(np.float32)
+    ones, zeros = np.ones(args.batch, np.float32), np.zeros(args.batch, np.float32)
+
+    providers = {
+        "torch": Provider(torch, torch.tensor, tG, tD, torch.nn.BCELoss(), torch.optim.Adam),
+        "nn-numpy": Provider(nn, nn.tensor, oG, oD, nn.BCELoss(), nn.optim.Adam),
+    }
+    inputs = {name: [p.tensor(a) for a in (real, noise, ones, zeros)]
+              for name, p in providers.items()}
+
+    # Correctness first: same loss and gradients before anything is timed.
+    errs = {n: float(p.fwd_bwd(inputs[n][1], inputs[n][2]).item()) for n, p in providers.items()}
+    grads = {}
+    for n, p in providers.items():
+        grads[n] = np.concatenate([q.grad.numpy().ravel()
+                                   for q in list(p.G.parameters()) + list(p.D.parameters())])
+    loss_err = abs(errs["nn-numpy"] - errs["torch"]) / abs(errs["torch"])
+    grad_err = float(np.linalg.norm(grads["nn-numpy"] - grads["torch"]) / np.linalg.norm(grads["torch"]))
+    print(f"check: loss rel err {loss_err:.2e}, all-gradient rel err {grad_err:.2e}")
+    if not (loss_err <= 1e-4 and grad_err <= 1e-4):
+        sys.exit("benchmark: nn-numpy disagrees with torch; not timing a wrong answer")
+
+    # FLOPs of one G forward and one D forward, from the conv shapes.
+    fG, hooks = conv_flops(tG, args.batch)
+    with torch.no_grad():
+        fake = tG(torch.tensor(noise))
+    for h in hooks:
+        h.remove()
+    fD, hooks = conv_flops(tD, args.batch)
+    with torch.no_grad():
+        tD(fake)
+    for h in hooks:
+        h.remove()
+    flops = {
+        # G fwd + D fwd, then D bwd (dx and dw) + G bwd (dx and dw): 3x the forward.
+        "fwd+bwd": 3 * (fG + fD),
+        # D real (fwd+bwd), D fake (fwd + bwd), G fwd; G step: D fwd+bwd, G bwd.
+        "step": 3 * fD + fG + 3 * fD + 3 * fD + 2 * fG,
+    }
+    peaks = {"numpy": matmul_peak("numpy"), "torch": matmul_peak("torch")}
+
+    rows = []
+    for name, p in providers.items():
+        real_t, noise_t, ones_t, zeros_t = inputs[name]
+        for what, fn in (("fwd+bwd", lambda: p.fwd_bwd(noise_t, ones_t)),
+                         ("step", lambda: p.step(real_t, noise_t, ones_t, zeros_t))):
+            med, lo, hi = median_time(fn, args.repeat)
+            peak = peaks["torch" if name == "torch" else "numpy"]
+            rows.append(dict(provider=name, what=what, batch=args.batch, median_s=med, min_s=lo,
+                             max_s=hi, gflop=flops[what] / 1e9,
+                             gflops_per_s=flops[what] / med / 1e9,
+                             pct_of_matmul_peak=100 * flops[what] / med / peak))
+            print(f"{name:9s} {what:8s} median {med * 1e3:8.1f} ms (min {lo * 1e3:.1f}, "
+                  f"max {hi * 1e3:.1f}) {flops[what] / med / 1e9:6.1f} GFLOP/s")
+    for r in rows:
+        ref = next(x for x in rows if x["provider"] == "torch" and x["what"] == r["what"])
+        r["time_vs_torch"] = r["median_s"] / ref["median_s"]
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    meta = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                device=f"CPU: {cpu}", threads=threads, numpy=np.__version__,
+                torch=torch.__version__, python=platform.python_version(), dtype="float32",
+                command="python " + " ".join(sys.argv), check=dict(loss_rel_err=loss_err,
+                                                                    grad_rel_err=grad_err),
+                matmul_peak_gflops={k: v / 1e9 for k, v in peaks.items()})
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, f"dcgan_step_cpu_{meta['date'][:10]}")
+    with open(stem + ".json", "w") as f:
+        json.dump(dict(meta=meta, rows=rows), f, indent=2)
+    with open(stem + ".md", "w") as f:
+        f.write(f"# DCGAN 64x64 batch {args.batch}, float32, CPU\n\n")
+        f.write(f"{meta['date']}, {meta['device']}, {threads} threads, numpy {np.__version__}, "
+                f"torch {torch.__version__}, Python {meta['python']}.\n\n"
+                f"Command: `{meta['command']}`\n\n"
+                f"Correctness check before timing: loss rel err {loss_err:.1e}, "
+                f"gradient rel err {grad_err:.1e}.\n"
+                f"Measured float32 matmul peak (2048^3): numpy {peaks['numpy'] / 1e9:.1f} "
+                f"GFLOP/s, torch {peaks['torch'] / 1e9:.1f} GFLOP/s.\n\n"
+                "| provider | what | median ms | min–max ms | GFLOP | GFLOP/s | % of matmul peak "
+                "| time vs torch |\n|---|---|---|---|---|---|---|---|\n")
+        for r in rows:
+            f.write(f"| {r['provider']} | {r['what']} | {r['median_s'] * 1e3:.0f} | "
+                    f"{r['min_s'] * 1e3:.0f}–{r['max_s'] * 1e3:.0f} | {r['gflop']:.1f} | "
+                    f"{r['gflops_per_s']:.1f} | {r['pct_of_matmul_peak']:.0f}% | "
+                    f"{r['time_vs_torch']:.2f}x |\n")
+    print(f"wrote {stem}.json and {stem}.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""DCGAN (Radford et al. 2015) built from nn layers."""
