@@ -64,50 +64,40 @@ def _check_output_hw(op, out_hw, x, w):
 
 
 # -------------------------------------------------------------- convolution
-class Conv2d(Function):
-    @staticmethod
-    def forward(ctx, x, w, b, stride, padding, dilation):
-        B = backend_for("conv2d", x, w, b)
+class _Conv(Function):
+    """conv2d and conv_transpose2d share one Function: the same saved tensors
+    and the same backward, over the backend kernels named `<op>_...`."""
+    op = "?"
+
+    @classmethod
+    def forward(cls, ctx, x, w, b, stride, padding, dilation, *output_padding):
+        B = backend_for(cls.op, x, w, b)
         ctx.geometry = (stride, padding, dilation)
         ctx.hw = (x.shape[2:], w.shape[2:])
         need_x, need_w = ctx.needs_input_grad[:2]
         # dx needs only w, dw needs only x: keep what the backward will read.
         ctx.save_for_backward(x if need_w else None, w if need_x else None)
-        return wrap(B, B.conv2d_forward(x.data, w.data, None if b is None else b.data,
-                                        stride, padding, dilation))
+        forward = getattr(B, cls.op + "_forward")
+        return wrap(B, forward(x.data, w.data, None if b is None else b.data, stride, padding,
+                               *output_padding, dilation))
 
-    @staticmethod
-    def backward(ctx, dy):
+    @classmethod
+    def backward(cls, ctx, dy):
         B, (x, w), (x_hw, k_hw) = dy._backend, ctx.saved_tensors, ctx.hw
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        dx = wrap(B, B.conv2d_backward_input(dy.data, w.data, x_hw, *ctx.geometry)) if need_x else None
-        dw = wrap(B, B.conv2d_backward_weight(dy.data, x.data, k_hw, *ctx.geometry)) if need_w else None
-        db = wrap(B, B.conv2d_backward_bias(dy.data)) if need_b else None
-        return dx, dw, db, None, None, None
+        kernel = lambda name: getattr(B, f"{cls.op}_backward_{name}")  # noqa: E731
+        dx = wrap(B, kernel("input")(dy.data, w.data, x_hw, *ctx.geometry)) if need_x else None
+        dw = wrap(B, kernel("weight")(dy.data, x.data, k_hw, *ctx.geometry)) if need_w else None
+        db = wrap(B, kernel("bias")(dy.data)) if need_b else None
+        return (dx, dw, db) + (None,) * (len(ctx.needs_input_grad) - 3)
 
 
-class ConvTranspose2d(Function):
-    @staticmethod
-    def forward(ctx, x, w, b, stride, padding, output_padding, dilation):
-        B = backend_for("conv_transpose2d", x, w, b)
-        ctx.geometry = (stride, padding, dilation)
-        ctx.hw = (x.shape[2:], w.shape[2:])
-        need_x, need_w = ctx.needs_input_grad[:2]
-        ctx.save_for_backward(x if need_w else None, w if need_x else None)
-        return wrap(B, B.conv_transpose2d_forward(x.data, w.data, None if b is None else b.data,
-                                                  stride, padding, output_padding, dilation))
+class Conv2d(_Conv):
+    op = "conv2d"
 
-    @staticmethod
-    def backward(ctx, dy):
-        B, (x, w) = dy._backend, ctx.saved_tensors
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        x_hw, k_hw = ctx.hw
-        dx = (wrap(B, B.conv_transpose2d_backward_input(dy.data, w.data, x_hw, *ctx.geometry))
-              if need_x else None)
-        dw = (wrap(B, B.conv_transpose2d_backward_weight(dy.data, x.data, k_hw, *ctx.geometry))
-              if need_w else None)
-        db = wrap(B, B.conv_transpose2d_backward_bias(dy.data)) if need_b else None
-        return dx, dw, db, None, None, None, None
+
+class ConvTranspose2d(_Conv):
+    op = "conv_transpose2d"
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -134,7 +124,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     _check_output_hw(op, conv_transpose_output_size(input.shape[2:], weight.shape[2:], stride,
                                                     padding, output_padding, dilation),
                      input, weight)
-    return ConvTranspose2d.apply(input, weight, bias, stride, padding, output_padding, dilation)
+    return ConvTranspose2d.apply(input, weight, bias, stride, padding, dilation, output_padding)
 
 
 # --------------------------------------------------------------- batch norm

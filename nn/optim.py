@@ -47,6 +47,23 @@ class Optimizer:
                     else:
                         p._backend.fill_(p.grad.data, 0.0)
 
+    @no_grad()
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient; `closure`, if
+        given, re-evaluates the loss (with grad enabled) and its value is returned."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, B = self._with_grads(group)
+            if params:
+                self._update(group, params, B)
+        return loss
+
+    def _update(self, group, params, B):
+        raise NotImplementedError
+
     def _with_grads(self, group):
         """The group's parameters that have a gradient, and their backend."""
         params = [p for p in group["params"] if p.grad is not None]
@@ -136,29 +153,19 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=False))
 
-    @no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
-        for g in self.param_groups:
-            params, B = self._with_grads(g)
-            if not params:
-                continue
-            for p in params:
-                if p not in self.state:
-                    self.state[p] = {"step": 0,
-                                     "exp_avg": Tensor(B.full(p.shape, 0.0, p.dtype), _backend=B),
-                                     "exp_avg_sq": Tensor(B.full(p.shape, 0.0, p.dtype), _backend=B)}
-                self.state[p]["step"] += 1
-            st = [self.state[p] for p in params]
-            b1, b2 = g["betas"]
-            # One multi-tensor launch for the whole group.
-            B.adam_step_([p.data for p in params], [p.grad.data for p in params],
-                         [s["exp_avg"].data for s in st], [s["exp_avg_sq"].data for s in st],
-                         [s["step"] for s in st], g["lr"], b1, b2, g["eps"], g["weight_decay"])
-        return loss
+    def _update(self, g, params, B):
+        for p in params:
+            if p not in self.state:
+                self.state[p] = {"step": 0,
+                                 "exp_avg": Tensor(B.full(p.shape, 0.0, p.dtype), _backend=B),
+                                 "exp_avg_sq": Tensor(B.full(p.shape, 0.0, p.dtype), _backend=B)}
+            self.state[p]["step"] += 1
+        st = [self.state[p] for p in params]
+        b1, b2 = g["betas"]
+        # One multi-tensor launch for the whole group.
+        B.adam_step_([p.data for p in params], [p.grad.data for p in params],
+                     [s["exp_avg"].data for s in st], [s["exp_avg_sq"].data for s in st],
+                     [s["step"] for s in st], g["lr"], b1, b2, g["eps"], g["weight_decay"])
 
 
 class SGD(Optimizer):
@@ -176,26 +183,16 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
-    @no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
-        for g in self.param_groups:
-            params, B = self._with_grads(g)
-            if not params:
-                continue
-            bufs, first = [], []
-            for p in params:
-                st = self.state.setdefault(p, {"momentum_buffer": None})
-                if g["momentum"] != 0 and st["momentum_buffer"] is None:
-                    st["momentum_buffer"] = Tensor(B.empty(p.shape, p.dtype), _backend=B)
-                    first.append(True)
-                else:
-                    first.append(False)
-                buf = st["momentum_buffer"]
-                bufs.append(None if g["momentum"] == 0 or buf is None else buf.data)
-            B.sgd_step_([p.data for p in params], [p.grad.data for p in params], bufs, first,
-                        g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"])
-        return loss
+    def _update(self, g, params, B):
+        bufs, first = [], []
+        for p in params:
+            st = self.state.setdefault(p, {"momentum_buffer": None})
+            if g["momentum"] != 0 and st["momentum_buffer"] is None:
+                st["momentum_buffer"] = Tensor(B.empty(p.shape, p.dtype), _backend=B)
+                first.append(True)
+            else:
+                first.append(False)
+            buf = st["momentum_buffer"]
+            bufs.append(None if g["momentum"] == 0 or buf is None else buf.data)
+        B.sgd_step_([p.data for p in params], [p.grad.data for p in params], bufs, first,
+                    g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"])
