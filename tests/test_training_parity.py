@@ -1,5 +1,8 @@
 """Ten DCGAN training steps, ours against torch, from the same weights, batches and noise.
 
+Our side runs `dcgan.trainer.train_step`, the step train.py runs; torch's
+side is pytorch/examples' loop written out.
+
 The loop is pytorch/examples' dcgan/main.py: D on a real batch (label 1) and
 on G(noise).detach() (label 0), each loss backpropagated on its own, one
 optimizerD.step(); then G through D(fake) with label 1, optimizerG.step().
@@ -30,6 +33,7 @@ import torch
 
 import nn
 from dcgan.models import build_discriminator, build_generator
+from dcgan.trainer import train_step
 from torch_dcgan_init import dcgan_weights_init
 from helpers import WORST, rel_error
 
@@ -73,7 +77,13 @@ class _Side:
         return output.mean().item()
 
     def step(self, real, noise):
-        """One iteration of pytorch/examples' DCGAN loop."""
+        """One iteration: ours through train.py's own step, torch through
+        pytorch/examples' loop written out below."""
+        if self.lib is nn:
+            s = train_step(self.G, self.D, self.optG, self.optD, self.criterion,
+                           self.tensor(real), self.tensor(noise), logits=self.logits)
+            return dict(errD=s["loss_d"], errG=s["loss_g"], D_x=s["d_x"],
+                        D_G_z1=s["d_g_z_before"], D_G_z2=s["d_g_z_after"])
         G, D, criterion = self.G, self.D, self.criterion
         # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
         D.zero_grad()

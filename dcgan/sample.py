@@ -1,0 +1,64 @@
+"""Write a grid of samples from a trained generator.
+
+    python -m dcgan.sample out/checkpoint.pkl --n 64 --out samples.png [--bn eval]
+
+CHECKPOINT is train.py's checkpoint.pkl (the model's shape comes from the
+arguments it holds), or a netG_epoch_N.pkl weights file together with the
+shape flags. --bn batch (the default) normalises with the statistics of the
+sampled batch, as pytorch/examples' grids do; --bn eval uses the running
+statistics, as a deployed model would (pytorch/examples PRs #804 and #807).
+"""
+
+import argparse
+import sys
+
+import nn
+from dcgan import checkpoint
+from dcgan.images import save_grid
+from dcgan.models import build_generator
+from dcgan.trainer import generate
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("checkpoint", help="checkpoint.pkl or netG_epoch_N.pkl")
+    p.add_argument("--n", type=int, default=64, help="number of samples")
+    p.add_argument("--nrow", type=int, default=8, help="samples per grid row")
+    p.add_argument("--out", default="samples.png", help="the PNG to write")
+    p.add_argument("--bn", choices=("batch", "eval"), default="batch",
+                   help="BatchNorm statistics: the sampled batch's, or the running ones")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    p.add_argument("--backend", default=None, help="compute backend")
+    for flag in ("nz", "ngf", "nc", "imageSize"):
+        p.add_argument(f"--{flag}", type=int, default=None,
+                       help="model shape, for a weights-only file")
+    args = p.parse_args(argv)
+    try:
+        if args.backend:
+            nn.set_backend(args.backend)
+        ckpt = checkpoint.load(args.checkpoint)
+        shape = {"nz": args.nz, "ngf": args.ngf, "nc": args.nc, "imageSize": args.imageSize}
+        if ckpt["format"] == checkpoint.FORMAT:
+            saved = ckpt["args"]
+            shape = {k: v if v is not None else saved.get(k) for k, v in shape.items()}
+        missing = [k for k, v in shape.items() if v is None]
+        if missing:
+            raise checkpoint.CheckpointError(
+                f"'{args.checkpoint}' holds weights only; give --{' --'.join(missing)}")
+        if args.n < 1:
+            raise checkpoint.CheckpointError(f"--n must be positive, got {args.n}")
+        netG = build_generator(nn, shape["nz"], shape["ngf"], shape["nc"], shape["imageSize"])
+        checkpoint.load_into(netG, checkpoint.load_weights(args.checkpoint, "netG"),
+                             args.checkpoint)
+        nn.manual_seed(args.seed)
+        noise = nn.randn(args.n, shape["nz"], 1, 1)
+        save_grid(generate(netG, noise, bn=args.bn), args.out, nrow=args.nrow)
+    except (checkpoint.CheckpointError, ValueError, RuntimeError) as e:
+        print(f"dcgan.sample: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.n} samples ({args.bn} BatchNorm statistics) to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

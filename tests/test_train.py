@@ -1,0 +1,223 @@
+"""train.py end to end on tiny settings: files, exact resume, bad input, divergence.
+
+Runs `train.main(argv)` in process (fast), and a subprocess where what the
+user sees matters (one line on stderr, no traceback, the exit code).
+"""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import kernels
+import nn
+import train
+from dcgan import checkpoint
+from dcgan import sample as sample_cmd
+from dcgan.models import build_discriminator, build_generator
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--dataset", "fake", "--imageSize", "16", "--ngf", "4", "--ndf", "4", "--nz", "8",
+        "--batchSize", "32", "--manualSeed", "7", "--workers", "1"]
+
+
+def run(tmp_path, *extra, outf="out"):
+    return train.main(TINY + ["--outf", str(tmp_path / outf), *extra])
+
+
+def load_ckpt(path):
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+@pytest.fixture(autouse=True)
+def numpy_backend():
+    with nn.use_backend("numpy"):
+        yield
+
+
+def test_dry_run_writes_every_output(tmp_path):
+    assert run(tmp_path, "--dry-run") == 0
+    out = tmp_path / "out"
+    for name in ("real_samples.png", "fake_samples_epoch_001.png", "losses.png", "log.csv",
+                 "checkpoint.pkl", "netG_epoch_1.pkl", "netD_epoch_1.pkl"):
+        assert (out / name).stat().st_size > 0, name
+    grid = Image.open(out / "fake_samples_epoch_001.png")
+    assert grid.size == (8 * 18 + 2, 8 * 18 + 2)  # 64 samples of 16x16, 2-pixel borders
+    rows = (out / "log.csv").read_text().splitlines()
+    assert rows[0].split(",")[:5] == ["step", "epoch", "batch", "loss_d", "loss_g"]
+    assert len(rows) == 2  # header + the one iteration
+    ckpt = load_ckpt(out / "checkpoint.pkl")
+    assert ckpt["epoch"] == 1 and ckpt["iteration"] == 1
+    assert set(ckpt) >= {"netG", "netD", "optG", "optD", "rng", "args", "fixed_noise"}
+    assert ckpt["optD"]["state"][0]["step"] == 1
+
+
+def test_bce_logits_dry_run(tmp_path, monkeypatch):
+    built = []
+
+    def spy(*args, **kwargs):
+        built.append(kwargs["sigmoid"])
+        return build_discriminator(*args, **kwargs)
+
+    monkeypatch.setattr(train, "build_discriminator", spy)
+    assert run(tmp_path, "--dry-run", "--loss", "bce-logits") == 0
+    assert built == [False]  # D outputs logits
+    assert load_ckpt(tmp_path / "out" / "checkpoint.pkl")["args"]["loss"] == "bce-logits"
+    row = (tmp_path / "out" / "log.csv").read_text().splitlines()[1].split(",")
+    assert all(0 < float(v) < 1 for v in row[5:8])  # D(x), D(G(z)): sigmoid of the logits
+
+
+def test_two_epochs_equal_one_plus_resume_bitwise(tmp_path):
+    """On the numpy backend, resume continues exactly: same weights, optimizer
+    states, BN buffers and log, bit for bit."""
+    assert run(tmp_path, "--niter", "2", outf="straight") == 0
+    assert run(tmp_path, "--niter", "1", outf="split") == 0
+    split = tmp_path / "split"
+    assert train.main(["--resume", str(split / "checkpoint.pkl"), "--niter", "2",
+                       "--outf", str(split)]) == 0
+    a = load_ckpt(tmp_path / "straight" / "checkpoint.pkl")
+    b = load_ckpt(split / "checkpoint.pkl")
+    assert a["epoch"] == b["epoch"] == 2 and a["iteration"] == b["iteration"] == 16
+    for key in ("netG", "netD", "optG", "optD", "fixed_noise"):
+        assert checkpoint.arrays_equal(a[key], b[key]), key
+    assert a["rng"]["numpy"] == b["rng"]["numpy"]
+    log_a = (tmp_path / "straight" / "log.csv").read_text().splitlines()
+    log_b = (split / "log.csv").read_text().splitlines()
+    strip = lambda rows: [r.rsplit(",", 1)[0] for r in rows]  # noqa: E731 (drop the seconds)
+    assert strip(log_a) == strip(log_b) and len(log_a) == 17
+
+
+def test_resume_drops_log_rows_written_after_the_checkpoint(tmp_path):
+    assert run(tmp_path, "--niter", "1") == 0
+    out = tmp_path / "out"
+    with open(out / "log.csv", "a") as f:  # a crash mid-epoch 2 left rows behind
+        f.write("9,2,1,0.1,0.2,0.3,0.4,0.5,1.0\n")
+    assert train.main(["--resume", str(out / "checkpoint.pkl"), "--niter", "2",
+                       "--outf", str(out)]) == 0
+    steps = [int(r.split(",")[0]) for r in (out / "log.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 17))
+
+
+def test_netG_and_netD_load_weights_alone(tmp_path):
+    assert run(tmp_path, "--dry-run") == 0
+    out = tmp_path / "out"
+    assert run(tmp_path, "--dry-run", "--netG", str(out / "netG_epoch_1.pkl"),
+               "--netD", str(out / "checkpoint.pkl"), outf="again") == 0
+    # The loaded weights were trained one more step: they differ from the file's...
+    before = checkpoint.load_weights(str(out / "netG_epoch_1.pkl"), "netG")
+    after = load_ckpt(tmp_path / "again" / "checkpoint.pkl")["netG"]
+    delta = np.abs(after["main.0.weight"] - before["main.0.weight"]).max()
+    assert 0 < delta < 1e-2  # ... by one Adam step, not by a fresh init
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, monkeypatch,
+                                                                      capsys):
+    assert run(tmp_path, "--niter", "1") == 0
+    ckpt_path = tmp_path / "out" / "checkpoint.pkl"
+    good = ckpt_path.read_bytes()
+
+    def diverging(*args, **kwargs):
+        return dict(loss_d=float("nan"), loss_g=1.0, d_x=0.5, d_g_z_before=0.5, d_g_z_after=0.5)
+
+    monkeypatch.setattr(train, "train_step", diverging)
+    assert train.main(["--resume", str(ckpt_path), "--niter", "2",
+                       "--outf", str(tmp_path / "out")]) == 3
+    err = capsys.readouterr().err
+    assert "training diverged at iteration 9 (epoch 2, batch 1)" in err
+    assert "last good checkpoint" in err
+    assert ckpt_path.read_bytes() == good
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--imageSize", "48"], "--imageSize must be a power of two from 16 to 256, got 48"),
+    (["--imageSize", "512"], "--imageSize must be a power of two from 16 to 256, got 512"),
+    (["--dataset", "mnist"], "--dataroot"),
+    (["--dataset", "cifar10", "--dataroot", "/nonexistent/x"], "/nonexistent/x"),
+    (["--resume", "/nonexistent/ckpt.pkl"], "checkpoint '/nonexistent/ckpt.pkl' does not exist"),
+    (["--batchSize", "0"], "--batchSize must be positive"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, argv, message):
+    assert train.main(["--outf", str(tmp_path / "out"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("train.py: error: ") and message in err
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_empty_and_corrupt_folders_are_refused(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert train.main(["--dataset", "folder", "--dataroot", str(empty),
+                       "--outf", str(tmp_path / "o")]) == 2
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_text("not a png")
+    assert train.main(["--dataset", "folder", "--dataroot", str(bad),
+                       "--outf", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(e.startswith("train.py: error: ") for e in err)
+    assert "a.png" in err[1]
+
+
+def test_corrupt_checkpoint_and_mismatched_weights(tmp_path, capsys):
+    junk = tmp_path / "junk.pkl"
+    junk.write_bytes(b"\x80\x04garbage")
+    assert run(tmp_path, "--resume", str(junk)) == 2
+    assert run(tmp_path, "--dry-run") == 0
+    weights = str(tmp_path / "out" / "netG_epoch_1.pkl")
+    assert run(tmp_path, "--dry-run", "--ngf", "8", "--netG", weights, outf="o2") == 2
+    err = capsys.readouterr().err
+    assert "corrupt" in err and "do not fit this model" in err
+
+
+def test_resume_refuses_a_different_architecture(tmp_path, capsys):
+    assert run(tmp_path, "--dry-run") == 0
+    ckpt = str(tmp_path / "out" / "checkpoint.pkl")
+    assert train.main(["--resume", ckpt, "--ngf", "8", "--outf", str(tmp_path / "out")]) == 2
+    assert "--ngf 8 differs from the checkpoint's 4" in capsys.readouterr().err
+
+
+def test_unavailable_backend_is_a_usage_error(tmp_path, capsys):
+    unavailable = [n for n in kernels.known_backends() if kernels.why_unavailable(n)]
+    if not unavailable:
+        pytest.skip("every backend runs on this machine")
+    assert run(tmp_path, "--dry-run", "--backend", unavailable[0]) == 2
+    assert f"backend '{unavailable[0]}' cannot run on this machine" in capsys.readouterr().err
+
+
+def test_command_line_error_has_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "train.py", "--imageSize", "20", "--outf",
+                           str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("train.py: error: --imageSize must be a power of two from "
+                                   "16 to 256, got 20")
+
+
+@pytest.mark.parametrize("bn", ["batch", "eval"])
+def test_sample_command_writes_a_grid_and_leaves_the_model_alone(tmp_path, bn):
+    assert run(tmp_path, "--dry-run") == 0
+    ckpt = tmp_path / "out" / "checkpoint.pkl"
+    before = ckpt.read_bytes()
+    png = tmp_path / f"s_{bn}.png"
+    assert sample_cmd.main([str(ckpt), "--n", "10", "--nrow", "5", "--bn", bn,
+                            "--out", str(png)]) == 0
+    assert Image.open(png).size == (5 * 18 + 2, 2 * 18 + 2)
+    assert ckpt.read_bytes() == before
+    weights_only = str(tmp_path / "out" / "netG_epoch_1.pkl")
+    assert sample_cmd.main([weights_only, "--out", str(png)]) == 2  # shape flags needed
+    assert sample_cmd.main([weights_only, "--nz", "8", "--ngf", "4", "--nc", "3",
+                            "--imageSize", "16", "--out", str(png)]) == 0
+
+
+@pytest.mark.parametrize("size", [16, 32, 64, 128, 256])
+def test_models_work_at_every_image_size(size):
+    G = build_generator(nn, 4, 2, 1, size)
+    D = build_discriminator(nn, 1, 2, size)
+    with nn.no_grad():
+        img = G(nn.randn(2, 4, 1, 1))
+        assert img.shape == (2, 1, size, size)
+        assert D(img).shape == (2,)
