@@ -1,9 +1,11 @@
-"""DCGAN 64x64 training step on the CPU: our `numpy` backend against torch CPU.
+"""DCGAN training step on the CPU: our `numpy` backend against torch CPU.
 
     python benchmarks/dcgan_step_cpu.py [--batch 128] [--repeat 3] [--out DIR]
+    python benchmarks/dcgan_step_cpu.py --image-size 32 --ngf 32 --ndf 32 --nc 1 --batch 64
 
-Same model (pytorch/examples' DCGAN: nz 100, ngf = ndf = 64, nc 3), same
-weights, same batch and noise, float32, on the same number of threads.
+Same model (by default pytorch/examples' DCGAN: 64x64, nz 100, ngf = ndf = 64,
+nc 3; the second line is train.py's mnist5k preset), same weights, same batch
+and noise, float32, on the same number of threads.
 Two measurements per provider, each the median of --repeat runs after one
 warm-up:
   fwd+bwd: G(z) -> D -> BCE, then backward through D and G;
@@ -38,7 +40,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import nn  # noqa: E402
 from dcgan.models import build_discriminator, build_generator  # noqa: E402
 
-NZ, NGF, NDF, NC, IMAGE = 100, 64, 64, 3, 64
 
 
 def conv_flops(torch_model, x):
@@ -111,6 +112,11 @@ class Provider:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--image-size", type=int, default=64)
+    ap.add_argument("--nz", type=int, default=100)
+    ap.add_argument("--ngf", type=int, default=64)
+    ap.add_argument("--ndf", type=int, default=64)
+    ap.add_argument("--nc", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = ap.parse_args()
@@ -118,8 +124,11 @@ def main():
     torch.set_num_threads(threads)
 
     torch.manual_seed(0)
-    tG, tD = build_generator(torch.nn, NZ, NGF, NC), build_discriminator(torch.nn, NC, NDF)
-    oG, oD = build_generator(nn, NZ, NGF, NC), build_discriminator(nn, NC, NDF)
+    NZ, NC, IMAGE = args.nz, args.nc, args.image_size
+    tG = build_generator(torch.nn, NZ, args.ngf, NC, IMAGE)
+    tD = build_discriminator(torch.nn, NC, args.ndf, IMAGE)
+    oG = build_generator(nn, NZ, args.ngf, NC, IMAGE)
+    oD = build_discriminator(nn, NC, args.ndf, IMAGE)
     oG.load_state_dict(tG.state_dict())
     oD.load_state_dict(tD.state_dict())
     rng = np.random.default_rng(0)
@@ -178,7 +187,7 @@ def main():
             med, lo, hi = median_time(fn, args.repeat)
             peak = max(peaks.values())
             rows.append(dict(provider=name, what=what, batch=args.batch, median_s=med, min_s=lo,
-                             max_s=hi, gflop=flops[what] / 1e9,
+                             max_s=hi, images_per_s=args.batch / med, gflop=flops[what] / 1e9,
                              gflops_per_s=flops[what] / med / 1e9,
                              pct_of_matmul_peak=100 * flops[what] / med / peak))
             print(f"{name:9s} {what:8s} median {med * 1e3:8.1f} ms (min {lo * 1e3:.1f}, "
@@ -199,11 +208,15 @@ def main():
                 command="python " + " ".join(sys.argv), check_vs_float64=check,
                 matmul_peak_gflops={k: v / 1e9 for k, v in peaks.items()})
     os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, f"dcgan_step_cpu_{meta['date'][:10]}")
+    config = f"{IMAGE}px_ngf{args.ngf}_ndf{args.ndf}_nc{NC}_b{args.batch}"
+    meta["config"] = dict(image_size=IMAGE, nz=NZ, ngf=args.ngf, ndf=args.ndf, nc=NC,
+                          batch=args.batch)
+    stem = os.path.join(args.out, f"dcgan_step_cpu_{config}_{meta['date'][:10]}")
     with open(stem + ".json", "w") as f:
         json.dump(dict(meta=meta, rows=rows), f, indent=2)
     with open(stem + ".md", "w") as f:
-        f.write(f"# DCGAN 64x64 batch {args.batch}, float32, CPU\n\n")
+        f.write(f"# DCGAN {IMAGE}x{IMAGE} (nz {NZ}, ngf {args.ngf}, ndf {args.ndf}, nc {NC}), "
+                f"batch {args.batch}, float32, CPU\n\n")
         f.write(f"{meta['date']}, {meta['device']}, {threads} threads, numpy {np.__version__}, "
                 f"torch {torch.__version__}, Python {meta['python']}.\n\n"
                 f"Command: `{meta['command']}`\n\n"
@@ -213,11 +226,12 @@ def main():
                 + ".\n"
                 f"Measured float32 matmul (4096^3): numpy {peaks['numpy'] / 1e9:.1f} GFLOP/s, "
                 f"torch {peaks['torch'] / 1e9:.1f} GFLOP/s; the faster is the peak below.\n\n"
-                "| provider | what | median ms | min–max ms | GFLOP | GFLOP/s | % of matmul peak "
-                "| time vs torch |\n|---|---|---|---|---|---|---|---|\n")
+                "| provider | what | median ms | min–max ms | images/s | GFLOP | GFLOP/s "
+                "| % of matmul peak | time vs torch |\n|---|---|---|---|---|---|---|---|---|\n")
         for r in rows:
             f.write(f"| {r['provider']} | {r['what']} | {r['median_s'] * 1e3:.0f} | "
-                    f"{r['min_s'] * 1e3:.0f}–{r['max_s'] * 1e3:.0f} | {r['gflop']:.1f} | "
+                    f"{r['min_s'] * 1e3:.0f}–{r['max_s'] * 1e3:.0f} | {r['images_per_s']:.0f} | "
+                    f"{r['gflop']:.1f} | "
                     f"{r['gflops_per_s']:.1f} | {r['pct_of_matmul_peak']:.0f}% | "
                     f"{r['time_vs_torch']:.2f}x |\n")
     print(f"wrote {stem}.json and {stem}.md")
