@@ -190,7 +190,10 @@ def build_models(args, nc, ckpt):
 
 
 def train(args, ckpt):
-    os.makedirs(args.outf, exist_ok=True)
+    try:
+        os.makedirs(args.outf, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create --outf '{args.outf}': {e.strerror}") from None
     backend = select_backend(args.backend)
     nn.manual_seed(args.manualSeed)
     dataset = load_dataset(args.dataset, args.dataroot, args.imageSize, seed=args.manualSeed)

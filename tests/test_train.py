@@ -148,6 +148,13 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, argv, message):
     assert "\n" not in err and "Traceback" not in err
 
 
+def test_unwritable_outf_is_a_usage_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert train.main(TINY + ["--dry-run", "--outf", str(blocker / "sub")]) == 2
+    assert "cannot create --outf" in capsys.readouterr().err
+
+
 def test_empty_and_corrupt_folders_are_refused(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
