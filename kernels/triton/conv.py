@@ -1,0 +1,597 @@
+"""Convolution kernels (conv2d forward, input, weight and bias gradients) in Triton.
+
+Shapes and names used throughout (NCHW, contiguous):
+    x  (N, C, H, W)      image
+    w  (K, C, KH, KW)    weight: K output channels
+    y  (N, K, OH, OW)    output; dy has the same shape
+    stride (sh, sw), padding (ph, pw), dilation (dh, dw)
+Tap (kh, kw) of output pixel (oh, ow) reads input pixel
+    ih = oh*sh - ph + kh*dh,   iw = ow*sw - pw + kw*dw
+and reads zero where (ih, iw) falls outside the image (the padding).
+
+The three conv kernels are GEMMs whose operands are never materialised: a
+kernel computes, for each tile, the addresses in x, w and dy that the GEMM
+element would read, and masks stand in for padding, for taps that fall off the image
+and for tile tails (sizes that are not multiples of the block). There is no
+im2col buffer, no zero-stuffed gradient and no atomic add, so every result is
+bitwise reproducible from run to run.
+
+Kernels (one line each, with its grid; the sections below say why):
+  _conv2d_forward_kernel   implicit GEMM, M = N*OH*OW output pixels,
+                           N_gemm = K, reduction over C*KH*KW walked as
+                           (tap, channel block); bias fused in the epilogue.
+                           Grid (M/BM, K/BN).
+  _conv2d_dgrad_kernel     input gradient split by stride phase: one GEMM per
+                           phase (ih mod sh, iw mod sw) over only the taps
+                           whose residue matches; M = N*ceil(H/sh)*ceil(W/sw)
+                           input pixels, N_gemm = C, reduction over K per
+                           matching tap. No zero-stuffing.
+                           Grid (M/BM, C/BN, sh*sw): the phase is axis 2.
+  _conv2d_wgrad_kernel     weight gradient, M = K, N_gemm = C*KH*KW,
+                           reduction over N*OH*OW split into S chunks
+                           (split-K); each program writes its partial tile to
+                           a workspace (S, K, C*KH*KW)...
+                           Grid (K/BK, C*KH*KW/BR, S).
+  _splitk_reduce_kernel    ...and this kernel sums the S partials in a fixed
+                           order (s = 0, 1, ..., S-1). Deterministic.
+                           Grid (K*C*KH*KW/1024,); skipped when S = 1.
+  _conv2d_bgrad_kernel     bias gradient: one program per channel sums dy
+                           over (N, OH, OW) in a fixed order. Grid (K,).
+The reference they are checked against is kernels/numpy_backend.py (im2col
+plus one BLAS product), and torch in the tests.
+
+Conv2d forward (implicit GEMM). Seen as a matrix product,
+    y[m, k] = sum_r X[m, r] * W[r, k],  m = (n, oh, ow),  r = (c, kh, kw),
+where X is the im2col matrix. A program owns a BLOCK_M x BLOCK_N tile of
+(pixels x out channels) and walks the reduction as an outer loop over the
+KH*KW taps and an inner loop over channel blocks. For a fixed tap the input
+row/column of every pixel of the tile, and so its validity mask, is computed
+once as an int32 offset tile, and channel block c0 only moves the base
+pointer by c0*H*W (x) and c0*KH*KW (w): no index arithmetic in the inner
+loop beyond one channel mask. (Advancing 2-D pointer tiles instead costs
+64-bit registers per element: ptxas then spills at 64 x 64 x 32.) The x tile
+(BLOCK_M pixels x BLOCK_C channels) is contiguous along ow for stride 1, the
+w tile (BLOCK_C x BLOCK_N) is tiny and cache-resident. Storing y[n, k, oh, ow]
+is contiguous along the pixel axis. The bias is added to the accumulator
+before the one store, so y is written exactly once.
+
+Conv2d input gradient (by stride phase). Differentiating the forward gives
+    dx[n, c, ih, iw] = sum over k, kh, kw of dy[n, k, oh, ow] * w[k, c, kh, kw]
+        where oh = (ih + ph - kh*dh) / sh must be an integer in [0, OH)
+        (and likewise ow).
+"Integer" is the whole difficulty: for stride 2 only a quarter of the taps
+reach a given input pixel. The naive fix, zero-stuffing dy (inserting sh-1
+zero rows between its rows) and running a dense conv, spends 75% of its
+multiplies on zeros at stride 2. Instead we split the input pixels by phase
+(qh, qw) = (ih mod sh, iw mod sw). Inside one phase the set of contributing
+taps is fixed: kh contributes iff kh*dh = qh + ph (mod sh). That congruence
+has no solution unless g = gcd(dh, sh) divides qh + ph, and otherwise its
+solutions are kh = kh0, kh0 + sh/g, kh0 + 2*sh/g, ... with
+    kh0 = ((qh + ph)/g * inv(dh/g mod sh/g)) mod sh/g
+(the launcher passes g and the modular inverse). With ih = qh + i*sh, the
+output row that tap kh reads is oh = i + (qh + ph - kh*dh)/sh: a fixed shift
+of i, so within a phase the gradient is again a dense implicit GEMM
+    dx_phase[(n, i, j), c] = sum over (matching taps, k) of dy[...] * w[...]
+with M = N * Hq * Wq (Hq = ceil((H - qh)/sh) rows of phase qh), N_gemm = C
+and reduction over K per tap. Masks drop taps whose oh/ow fall outside
+[0, OH) x [0, OW). Every dx element belongs to exactly one phase and is
+stored exactly once, as 0 when no tap reaches it (rows past what the conv
+reads, when input_hw is larger; phases with no solution). This kernel is also
+the transposed convolution's forward in this library, which is why it must
+be right for any stride, padding, dilation and input_hw. All phases run in
+one launch (phase = program_id(2)); the phases of one launch have equal M up
+to one row/column, so little of the grid idles.
+
+Conv2d weight gradient (split-K). Again a GEMM,
+    dw[k, r] = sum_p dY[k, p] * X[p, r],  p = (n, oh, ow),  r = (c, kh, kw),
+but now the output is small (K x C*KH*KW, e.g. 128 x 1024) and the
+reduction long (N*OH*OW, up to ~131k in DCGAN). A plain tiling would give a
+handful of programs each looping over 131k: most SMs idle. Split-K cuts the
+reduction into S contiguous chunks, a program per (K block, R block, chunk)
+writes its partial tile to a workspace of shape (S, K, R), and a second
+kernel sums the S partials element-wise in the fixed order s = 0..S-1. No
+atomics, so two runs are bitwise equal (the result depends on S and the
+block sizes, which are pure functions of the shapes). With S = 1 the first
+kernel writes dw directly and the second is skipped. Column r is decoded into
+(c, kh, kw) once per program, together with the range of oh*sh (and ow*sw)
+for which its input row (column) is inside the image; inside the loop each x
+element's address is a per-pixel term plus a per-column term, and its mask
+four compares of those two terms.
+
+Conv2d bias gradient. db[k] = sum over n, oh, ow of dy[n, k, oh, ow]: one
+program per channel walks its N planes of OH*OW contiguous values with a
+BLOCK-wide accumulator, then reduces the block once. Fixed order, no
+atomics. (DCGAN's convs have no bias, so this kernel is off the hot path; a
+split reduction like the weight gradient's would fill the GPU better when K
+is small and N*OH*OW large.)
+
+Heuristics (no triton.autotune: under TRITON_INTERPRET=1 it would time every
+config; a fixed rule also keeps results independent of timing noise):
+  Block sizes. float32 products use tl.dot, which needs every block dim >= 16.
+    forward, input gradient:  BM = clamp(next_pow2(pixels), 16, 128),
+                              BN = clamp(next_pow2(channels out of the GEMM), 16, 64),
+                              BR = clamp(next_pow2(channels reduced), 16, 32)
+    weight gradient:          BK = clamp(next_pow2(K), 16, 64),
+                              BR = clamp(next_pow2(C*KH*KW), 16, 64), BP = 32
+  Small sizes shrink the tile (a 3-channel layer reduces 16 channels per step,
+  13 of them masked: DCGAN's first and last layers are a small share of the
+  FLOPs). float64 forms the block product as tl.sum(a[:, :, None] *
+  b[None, :, :], 1) (tl.dot's fp64 support differs across Triton versions and
+  GPUs), which holds a BM x BR x BN product in registers, so float64 on a GPU
+  uses tiles of at most 32 x 32 with BR <= 8 (BP = 8). Under the interpreter,
+  whose cost is per operation rather than per element, float64 uses the
+  float32 tiles (_FP64_SMALL_TILES).
+  Warps and stages. 8 warps for tiles of >= 4096 outputs (64 x 64), else 4;
+  2 pipeline stages. The gathered loads keep an offset and a mask per element
+  in registers: ptxas (sm_90, Triton 3.6) reports spills for 64 x 64 x 32 and
+  128 x 64 x 32 tiles at 4 warps, or at 3 stages, and none for any tile this
+  rule picks (at most ~215 registers).
+  Split-K. tiles = ceil(K/BK) * ceil(C*KH*KW/BR). S = ceil(_SPLITK_TARGET /
+  tiles) so that the grid holds about 2 waves of an H100's 132 SMs, but no
+  chunk shorter than _SPLITK_MIN_CHUNK reduction elements (each program must
+  do enough work to amortise writing its partial tile) and S <= _SPLITK_MAX.
+  The chunk length is then rounded up to a multiple of BP and S recomputed,
+  so no chunk is empty. E.g. DCGAN's first D layer at batch 128 (K = 64,
+  C*KH*KW = 48, N*OH*OW = 131072): 1 tile, S = 256, chunks of 512; its
+  second (K = 128, 1024 columns, 32768 long): 32 tiles, S = 9. Problems
+  with N*OH*OW < 512 (most interpreter tests) get S = 1 and no workspace.
+
+Precision: accumulators have the output's dtype (fp32 for float32, fp64 for
+float64). float32 tl.dot runs with input_precision = common.dot_precision:
+"ieee" (exact fp32, the default and what the tests use) or "tf32".
+
+Indexing is int32; the launchers refuse arrays of 2**31 elements or more.
+
+Under TRITON_INTERPRET=1 each program runs serially in Python over NumPy, and
+every tl operation costs ~0.1-0.5 ms whatever its size (integer ops also get
+an overflow check), so time grows with (programs) x (loop trips) x (ops per
+trip), not with FLOPs: hence the hoisted offsets in the inner loops, and
+float64's large tiles there.
+"""
+
+import math
+
+import numpy as np
+import triton
+import triton.language as tl
+
+from . import common
+
+# ------------------------------------------------------------------ kernels
+
+
+@triton.jit
+def _block_product(acc, a, b, USE_DOT: tl.constexpr, PRECISION: tl.constexpr):
+    """acc += a @ b for a (BM, BR) and b (BR, BN) tile."""
+    if USE_DOT:
+        acc += tl.dot(a, b, input_precision=PRECISION)
+    else:
+        acc += tl.sum(a[:, :, None] * b[None, :, :], axis=1)
+    return acc
+
+
+@triton.jit
+def _conv2d_forward_kernel(
+        x_ptr, w_ptr, b_ptr, y_ptr,
+        N, C, H, W, K, OH, OW, KH, KW,
+        sh, sw, ph, pw, dh, dw,
+        HAS_BIAS: tl.constexpr, USE_DOT: tl.constexpr, PRECISION: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+    # Tile: BLOCK_M output pixels (n, oh, ow) x BLOCK_N output channels.
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    OHW = OH * OW
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_k = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_c = tl.arange(0, BLOCK_C)
+    m_ok = offs_m < N * OHW
+    k_ok = offs_k < K
+    n = offs_m // OHW
+    s = offs_m % OHW
+    oh = s // OW
+    ow = s % OW
+    ih0 = oh * sh - ph  # input row/col read by tap (0, 0)
+    iw0 = ow * sw - pw
+    x_img = n * (C * H * W)  # start of each pixel's image
+    KHKW = KH * KW
+    w_row = offs_k * (C * KHKW)  # start of each output channel's filter
+    x_chan = offs_c * (H * W)    # channel offsets, hoisted out of every loop
+    w_chan = offs_c * KHKW
+
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=y_ptr.dtype.element_ty)
+    for kh in range(0, KH):
+        ih = ih0 + kh * dh
+        h_ok = m_ok & (ih >= 0) & (ih < H)
+        for kw in range(0, KW):
+            iw = iw0 + kw * dw
+            pix_ok = h_ok & (iw >= 0) & (iw < W)  # padding and tails: read 0
+            # int32 offset tiles of channel block 0; block c0 moves the base.
+            a_off = (x_img + ih * W + iw)[:, None] + x_chan[None, :]
+            b_off = w_chan[:, None] + (w_row + kh * KW + kw)[None, :]
+            for c0 in range(0, C, BLOCK_C):
+                c_ok = offs_c < C - c0
+                a = tl.load(x_ptr + c0 * (H * W) + a_off,
+                            mask=pix_ok[:, None] & c_ok[None, :], other=0.0)
+                b = tl.load(w_ptr + c0 * KHKW + b_off,
+                            mask=c_ok[:, None] & k_ok[None, :], other=0.0)
+                acc = _block_product(acc, a, b, USE_DOT, PRECISION)
+
+    if HAS_BIAS:  # epilogue: fused bias
+        acc += tl.load(b_ptr + offs_k, mask=k_ok, other=0.0)[None, :]
+    y_off = (n * (K * OHW) + s)[:, None] + (offs_k * OHW)[None, :]
+    tl.store(y_ptr + y_off, acc, mask=m_ok[:, None] & k_ok[None, :])
+
+
+@triton.jit
+def _conv2d_dgrad_kernel(
+        dy_ptr, w_ptr, dx_ptr,
+        N, C, H, W, K, OH, OW, KH, KW,
+        sh, sw, ph, pw, dh, dw,
+        gh, gw, inv_h, inv_w,
+        USE_DOT: tl.constexpr, PRECISION: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # Tile: BLOCK_M input pixels of one stride phase x BLOCK_N input channels.
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    phase = tl.program_id(2)
+    qh = phase // sw
+    qw = phase % sw
+    # This phase's pixels: ih = qh + i*sh (i < Hq), iw = qw + j*sw (j < Wq).
+    Hq = (H - qh + sh - 1) // sh  # 0 when qh >= H (image smaller than stride)
+    Wq = (W - qw + sw - 1) // sw
+    HWq = tl.maximum(Hq * Wq, 1)  # avoid dividing by 0; m_ok is then all False
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_c = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    m_ok = offs_m < N * Hq * Wq
+    c_ok = offs_c < C
+    n = offs_m // HWq
+    t = offs_m % HWq
+    i = t // tl.maximum(Wq, 1)
+    j = t % tl.maximum(Wq, 1)
+
+    # The taps of this phase: kh*dh = qh + ph (mod sh). Solvable iff
+    # gh = gcd(dh, sh) divides qh + ph; then kh = kh0 + u*step_h, u < nth.
+    step_h = sh // gh
+    step_w = sw // gw
+    kh0 = ((qh + ph) // gh % step_h) * inv_h % step_h
+    kw0 = ((qw + pw) // gw % step_w) * inv_w % step_w
+    nth = tl.where((qh + ph) % gh == 0, (KH - kh0 + step_h - 1) // step_h, 0)
+    ntw = tl.where((qw + pw) % gw == 0, (KW - kw0 + step_w - 1) // step_w, 0)
+
+    OHW = OH * OW
+    KHKW = KH * KW
+    dy_img = n * (K * OHW)
+    w_col = offs_c * KHKW  # w[k, c, kh, kw] = k*C*KHKW + c*KHKW + kh*KW + kw
+    dy_chan = offs_k * OHW  # channel offsets, hoisted out of every loop
+    w_chan = offs_k * (C * KHKW)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=dx_ptr.dtype.element_ty)
+    for uh in range(0, nth):
+        kh = kh0 + uh * step_h
+        oh = i + (qh + ph - kh * dh) // sh  # exact division: same in C and Python
+        h_ok = m_ok & (oh >= 0) & (oh < OH)
+        for uw in range(0, ntw):
+            kw = kw0 + uw * step_w
+            ow = j + (qw + pw - kw * dw) // sw
+            pix_ok = h_ok & (ow >= 0) & (ow < OW)
+            a_off = (dy_img + oh * OW + ow)[:, None] + dy_chan[None, :]
+            b_off = w_chan[:, None] + (w_col + kh * KW + kw)[None, :]
+            for k0 in range(0, K, BLOCK_K):
+                k_ok = offs_k < K - k0
+                a = tl.load(dy_ptr + k0 * OHW + a_off,
+                            mask=pix_ok[:, None] & k_ok[None, :], other=0.0)
+                b = tl.load(w_ptr + k0 * (C * KHKW) + b_off,
+                            mask=k_ok[:, None] & c_ok[None, :], other=0.0)
+                acc = _block_product(acc, a, b, USE_DOT, PRECISION)
+
+    # Every pixel of the phase is stored, 0 where no tap reached it.
+    ih = qh + i * sh
+    iw = qw + j * sw
+    dx_off = (n * (C * H * W) + ih * W + iw)[:, None] + (offs_c * (H * W))[None, :]
+    tl.store(dx_ptr + dx_off, acc, mask=m_ok[:, None] & c_ok[None, :])
+
+
+@triton.jit
+def _conv2d_wgrad_kernel(
+        dy_ptr, x_ptr, out_ptr,
+        N, C, H, W, K, OH, OW, KH, KW,
+        sh, sw, ph, pw, dh, dw,
+        CHUNK,
+        USE_DOT: tl.constexpr, PRECISION: tl.constexpr,
+        BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr):
+    # Tile: BLOCK_K output channels x BLOCK_R columns r = (c, kh, kw), summed
+    # over reduction elements p = (n, oh, ow) in [split*CHUNK, (split+1)*CHUNK).
+    pid_k = tl.program_id(0)
+    pid_r = tl.program_id(1)
+    split = tl.program_id(2)
+    KHKW = KH * KW
+    R = C * KHKW
+    OHW = OH * OW
+    P = N * OHW
+    offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    offs_r = pid_r * BLOCK_R + tl.arange(0, BLOCK_R)
+    offs_p = tl.arange(0, BLOCK_P)
+    k_ok = offs_k < K
+    r_ok = offs_r < R
+    # Decode the columns once: (c, kh, kw) and their share of the x address.
+    # Input row ih = oh*sh + kh_off is in [0, H) iff oh*sh is in
+    # [lo_h, hi_h) = [-kh_off, H - kh_off); columns past R get an empty range.
+    c = offs_r // KHKW
+    tap = offs_r % KHKW
+    kh_off = (tap // KW) * dh - ph
+    kw_off = (tap % KW) * dw - pw
+    x_col = c * (H * W) + kh_off * W + kw_off
+    lo_h = -kh_off
+    hi_h = tl.where(r_ok, H - kh_off, lo_h)
+    lo_w = -kw_off
+    hi_w = W - kw_off
+    dy_chan = offs_k * OHW
+
+    acc = tl.zeros((BLOCK_K, BLOCK_R), dtype=out_ptr.dtype.element_ty)
+    p_lo = split * CHUNK
+    p_hi = tl.minimum(p_lo + CHUNK, P)
+    for p0 in range(p_lo, p_hi, BLOCK_P):
+        p = p0 + offs_p
+        p_ok = p < p_hi
+        n = p // OHW
+        s = p - n * OHW
+        oh = s // OW
+        ow = s - oh * OW
+        a = tl.load(dy_ptr + dy_chan[:, None] + (n * (K * OHW) + s)[None, :],
+                    mask=k_ok[:, None] & p_ok[None, :], other=0.0)
+        ohs = oh * sh
+        ows = ow * sw
+        x_ok = (p_ok[:, None] & (ohs[:, None] >= lo_h[None, :]) & (ohs[:, None] < hi_h[None, :])
+                & (ows[:, None] >= lo_w[None, :]) & (ows[:, None] < hi_w[None, :]))
+        b = tl.load(x_ptr + (n * (C * H * W) + ohs * W + ows)[:, None] + x_col[None, :],
+                    mask=x_ok, other=0.0)
+        acc = _block_product(acc, a, b, USE_DOT, PRECISION)
+
+    out_off = split * (K * R) + (offs_k * R)[:, None] + offs_r[None, :]
+    tl.store(out_ptr + out_off, acc, mask=k_ok[:, None] & r_ok[None, :])
+
+
+@triton.jit
+def _splitk_reduce_kernel(ws_ptr, out_ptr, S, L, BLOCK: tl.constexpr):
+    # out[e] = ws[0, e] + ws[1, e] + ... + ws[S-1, e], always in that order.
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < L
+    acc = tl.zeros((BLOCK,), dtype=out_ptr.dtype.element_ty)
+    for s in range(0, S):
+        acc += tl.load(ws_ptr + s * L + offs, mask=ok, other=0.0)
+    tl.store(out_ptr + offs, acc, mask=ok)
+
+
+@triton.jit
+def _conv2d_bgrad_kernel(dy_ptr, db_ptr, N, K, HW, BLOCK: tl.constexpr):
+    # db[k] = sum over n, then over the OH*OW plane, of dy[n, k]; fixed order.
+    k = tl.program_id(0)
+    offs = tl.arange(0, BLOCK)
+    acc = tl.zeros((BLOCK,), dtype=db_ptr.dtype.element_ty)
+    for n in range(0, N):
+        plane = dy_ptr + (n * K + k) * HW
+        for s0 in range(0, HW, BLOCK):
+            s = s0 + offs
+            acc += tl.load(plane + s, mask=s < HW, other=0.0)
+    tl.store(db_ptr + k, tl.sum(acc, axis=0))
+
+
+# ---------------------------------------------------------------- launchers
+
+_SPLITK_TARGET = 264      # programs to aim for: 2 waves of an H100's 132 SMs
+_SPLITK_MIN_CHUNK = 256   # reduction elements per split, at least
+_SPLITK_MAX = 256         # bounds the workspace (S, K, C*KH*KW)
+_INT32_LIMIT = 2 ** 31
+# float64's broadcast product needs small tiles on a GPU (registers). The
+# interpreter has no registers and pays per tl operation, not per element, so
+# there float64 takes float32's larger tiles: 3-6x faster on the test shapes.
+_FP64_SMALL_TILES = not common.INTERPRET
+
+
+def _clamp_pow2(n, lo, hi):
+    return max(lo, min(hi, common.next_pow2(max(int(n), 1))))
+
+
+def _gemm_blocks(rows, cols, red, small):
+    """(BM, BN, BR) for the forward and input-gradient tiles: rows (pixels) x
+    cols (channels) of output, BR channels reduced per step."""
+    if small:  # float64 on a GPU: the broadcast product holds BM*BR*BN values
+        return (_clamp_pow2(rows, 16, 32), _clamp_pow2(cols, 16, 32), _clamp_pow2(red, 4, 8))
+    return (_clamp_pow2(rows, 16, 128), _clamp_pow2(cols, 16, 64), _clamp_pow2(red, 16, 32))
+
+
+def _splitk(P, tiles, block_p):
+    """(S, CHUNK): split the reduction of length P, CHUNK a multiple of block_p."""
+    S = max(1, min(common.cdiv(_SPLITK_TARGET, tiles), P // _SPLITK_MIN_CHUNK, _SPLITK_MAX))
+    return _chunked(P, S, block_p)
+
+
+def _chunked(P, S, block_p):
+    chunk = max(1, common.cdiv(common.cdiv(P, S), block_p)) * block_p
+    return max(1, common.cdiv(P, chunk)), chunk
+
+
+def _fail(op, msg):
+    raise ValueError(f"{op}: {msg}")
+
+
+def _check_pairs(op, stride, padding, dilation):
+    out = []
+    for name, v, lo in (("stride", stride, 1), ("padding", padding, 0),
+                        ("dilation", dilation, 1)):
+        if (not isinstance(v, (tuple, list)) or len(v) != 2
+                or not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool)
+                           for e in v)):
+            _fail(op, f"{name} must be an (h, w) pair of ints, got {v!r}")
+        if min(v) < lo:
+            _fail(op, f"{name} must be >= {lo}, got {tuple(v)}")
+        out.append((int(v[0]), int(v[1])))
+    return out
+
+
+def _check_hw(op, name, v):
+    if (not isinstance(v, (tuple, list)) or len(v) != 2
+            or not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in v)
+            or min(v) < 1):
+        _fail(op, f"{name} must be an (h, w) pair of positive ints, got {v!r}")
+    return int(v[0]), int(v[1])
+
+
+def _check_arrays(op, **arrays):
+    dtype = None
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        if a.dtype not in (np.float32, np.float64):
+            _fail(op, f"{name} must be float32 or float64, got {a.dtype}")
+        if dtype is not None and a.dtype != dtype:
+            _fail(op, f"all arrays must share one dtype, got {dtype} and {a.dtype} ({name})")
+        dtype = a.dtype
+        if a.size >= _INT32_LIMIT:
+            _fail(op, f"{name} has {a.size} elements; int32 indexing allows < 2**31")
+    common.require_contiguous(op, *arrays.values())
+    return dtype
+
+
+def _check_ndim(op, name, a, ndim):
+    if a.ndim != ndim:
+        _fail(op, f"{name} must be {ndim}-D, got shape {tuple(a.shape)}")
+
+
+def _dot_args(dtype):
+    fp64 = np.dtype(dtype) == np.float64
+    return dict(USE_DOT=not fp64, PRECISION=common.dot_precision(dtype)), fp64
+
+
+def _launch_opts(rows, cols):
+    """num_warps/num_stages for a rows x cols tile (ignored by the interpreter)."""
+    return dict(num_warps=8 if rows * cols >= 4096 else 4, num_stages=2)
+
+
+def conv2d_forward(x, w, b, stride, padding, dilation):
+    """y = conv2d(x, w) + b: x (N, C, H, W), w (K, C, KH, KW), b (K,) or None."""
+    op = "conv2d_forward"
+    _check_ndim(op, "x", x, 4)
+    _check_ndim(op, "w", w, 4)
+    dtype = _check_arrays(op, x=x, w=w, b=b)
+    (sh, sw), (ph, pw), (dh, dw) = _check_pairs(op, stride, padding, dilation)
+    N, C, H, W = x.shape
+    K, Cw, KH, KW = w.shape
+    if Cw != C:
+        _fail(op, f"w has {Cw} input channels but x has {C} (x {tuple(x.shape)}, "
+                  f"w {tuple(w.shape)})")
+    if b is not None and tuple(b.shape) != (K,):
+        _fail(op, f"b must have shape ({K},), got {tuple(b.shape)}")
+    OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
+    if OH < 1 or OW < 1:
+        _fail(op, f"output would be {OH}x{OW}: the kernel {KH}x{KW} with dilation {(dh, dw)} "
+                  f"is larger than the input {H}x{W} with padding {(ph, pw)}")
+    y = common.empty((N, K, OH, OW), dtype)
+    if y.size >= _INT32_LIMIT:
+        _fail(op, f"output has {y.size} elements; int32 indexing allows < 2**31")
+    M = N * OH * OW
+    if M == 0 or K == 0:
+        return y
+    dot, fp64 = _dot_args(dtype)
+    BM, BN, BC = _gemm_blocks(M, K, C, fp64 and _FP64_SMALL_TILES)
+    grid = (common.cdiv(M, BM), common.cdiv(K, BN))
+    _conv2d_forward_kernel[grid](
+        common.ptr(x), common.ptr(w), common.ptr(b if b is not None else w), common.ptr(y),
+        N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,
+        HAS_BIAS=b is not None, BLOCK_M=BM, BLOCK_N=BN, BLOCK_C=BC, **dot,
+        **_launch_opts(BM, BN))
+    return y
+
+
+def conv2d_backward_input(dy, w, input_hw, stride, padding, dilation):
+    """dx (N, C, *input_hw), the gradient of conv2d w.r.t. x; dy (N, K, OH, OW)."""
+    op = "conv2d_backward_input"
+    _check_ndim(op, "dy", dy, 4)
+    _check_ndim(op, "w", w, 4)
+    dtype = _check_arrays(op, dy=dy, w=w)
+    (sh, sw), (ph, pw), (dh, dw) = _check_pairs(op, stride, padding, dilation)
+    H, W = _check_hw(op, "input_hw", input_hw)
+    N, K, OH, OW = dy.shape
+    Kw, C, KH, KW = w.shape
+    if Kw != K:
+        _fail(op, f"w has {Kw} output channels but dy has {K} (dy {tuple(dy.shape)}, "
+                  f"w {tuple(w.shape)})")
+    dx = common.empty((N, C, H, W), dtype)
+    if dx.size >= _INT32_LIMIT:
+        _fail(op, f"dx has {dx.size} elements; int32 indexing allows < 2**31")
+    M = N * common.cdiv(H, sh) * common.cdiv(W, sw)  # the largest phase
+    if M == 0 or C == 0:
+        return dx
+    gh, gw = math.gcd(dh, sh), math.gcd(dw, sw)
+    inv_h = pow(dh // gh, -1, sh // gh)  # 0 when sh // gh == 1
+    inv_w = pow(dw // gw, -1, sw // gw)
+    dot, fp64 = _dot_args(dtype)
+    BM, BN, BK = _gemm_blocks(M, C, K, fp64 and _FP64_SMALL_TILES)
+    grid = (common.cdiv(M, BM), common.cdiv(C, BN), sh * sw)
+    _conv2d_dgrad_kernel[grid](
+        common.ptr(dy), common.ptr(w), common.ptr(dx),
+        N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, gh, gw, inv_h, inv_w,
+        BLOCK_M=BM, BLOCK_N=BN, BLOCK_K=BK, **dot, **_launch_opts(BM, BN))
+    return dx
+
+
+def conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation, *, splits=None):
+    """dw (K, C, *kernel_hw), the gradient of conv2d w.r.t. w.
+
+    OH, OW are dy's: they may be smaller than x would give (the transposed
+    conv's weight gradient passes such a pair); taps off x read zero.
+    `splits` forces the split-K factor S (for tests); None uses the heuristic.
+    """
+    op = "conv2d_backward_weight"
+    _check_ndim(op, "dy", dy, 4)
+    _check_ndim(op, "x", x, 4)
+    dtype = _check_arrays(op, dy=dy, x=x)
+    (sh, sw), (ph, pw), (dh, dw) = _check_pairs(op, stride, padding, dilation)
+    KH, KW = _check_hw(op, "kernel_hw", kernel_hw)
+    N, K, OH, OW = dy.shape
+    Nx, C, H, W = x.shape
+    if Nx != N:
+        _fail(op, f"dy has batch {N} but x has {Nx} (dy {tuple(dy.shape)}, x {tuple(x.shape)})")
+    R, P = C * KH * KW, N * OH * OW
+    grad_w = common.empty((K, C, KH, KW), dtype)  # not `dw`: that is the dilation
+    if K == 0 or R == 0:
+        return grad_w
+    dot, fp64 = _dot_args(dtype)
+    if fp64 and _FP64_SMALL_TILES:
+        BK, BR, BP = _clamp_pow2(K, 16, 32), _clamp_pow2(R, 16, 32), 8
+    else:
+        BK, BR, BP = _clamp_pow2(K, 16, 64), _clamp_pow2(R, 16, 64), 32
+    tiles = common.cdiv(K, BK) * common.cdiv(R, BR)
+    if splits is None:
+        S, chunk = _splitk(P, tiles, BP)
+    else:
+        S, chunk = _chunked(P, max(1, int(splits)), BP)
+    if S * K * R >= _INT32_LIMIT:
+        _fail(op, f"split-K workspace of {S * K * R} elements; int32 indexing allows < 2**31")
+    out = grad_w if S == 1 else common.empty((S, K, R), dtype)
+    _conv2d_wgrad_kernel[(common.cdiv(K, BK), common.cdiv(R, BR), S)](
+        common.ptr(dy), common.ptr(x), common.ptr(out),
+        N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, chunk,
+        BLOCK_K=BK, BLOCK_R=BR, BLOCK_P=BP, **dot, **_launch_opts(BK, BR))
+    if S > 1:
+        L = K * R
+        BLOCK = 1024
+        _splitk_reduce_kernel[(common.cdiv(L, BLOCK),)](
+            common.ptr(out), common.ptr(grad_w), S, L, BLOCK=BLOCK)
+    return grad_w
+
+
+def conv2d_backward_bias(dy):
+    """db (K,): dy (N, K, OH, OW) summed over N, OH and OW."""
+    op = "conv2d_backward_bias"
+    _check_ndim(op, "dy", dy, 4)
+    dtype = _check_arrays(op, dy=dy)
+    N, K, OH, OW = dy.shape
+    db = common.empty((K,), dtype)
+    if K == 0:
+        return db
+    HW = OH * OW
+    _conv2d_bgrad_kernel[(K,)](common.ptr(dy), common.ptr(db), N, K, HW,
+                               BLOCK=_clamp_pow2(HW, 16, 1024))
+    return db

@@ -1,0 +1,146 @@
+"""Triton-backend specifics: determinism, whole-model agreement with the NumPy
+backend, train.py on Triton, and the real DCGAN shapes on a GPU.
+
+The op-by-op checks against torch are the shared ones (test_ops.py and
+friends, through the `backend` fixture); this file adds what only makes sense
+for a GPU backend. Without a GPU the kernels run under TRITON_INTERPRET=1, so
+the sizes here are small; the `gpu`-marked tests take the real shapes.
+"""
+
+import numpy as np
+import pytest
+
+import kernels
+import nn
+from dcgan.models import build_discriminator, build_generator
+from dcgan.trainer import train_step
+from helpers import rel_error
+
+pytestmark = pytest.mark.skipif(kernels.why_unavailable("triton") is not None,
+                                reason=f"triton backend: {kernels.why_unavailable('triton')}")
+
+
+def _random(shape, seed, dtype=np.float32):
+    return np.random.default_rng(seed).uniform(-1, 1, shape).astype(dtype)
+
+
+def test_weight_gradient_is_bitwise_deterministic(seed):
+    """Split-K with a fixed-order reduction: no atomics, so runs are equal bit for bit."""
+    tb = kernels.get_backend("triton")
+    dy = tb.to_device(_random((2, 8, 7, 7), seed), np.float32)
+    x = tb.to_device(_random((2, 5, 14, 14), seed + 1), np.float32)
+    runs = [tb.to_host(tb.conv2d_backward_weight(dy, x, (4, 4), (2, 2), (1, 1), (1, 1)))
+            for _ in range(3)]
+    assert all(np.array_equal(runs[0], r) for r in runs[1:])
+
+
+@pytest.mark.parametrize("splits", [2, 3, 7])
+def test_weight_gradient_split_k_matches_numpy_and_repeats(seed, splits):
+    """Force several split-K chunks (the small test shapes otherwise take one)."""
+    from kernels.triton import conv
+    tb, ref = kernels.get_backend("triton"), kernels.get_backend("numpy")
+    dy, x = _random((2, 6, 7, 5), seed, np.float64), _random((2, 3, 15, 11), seed + 1, np.float64)
+    args = ((3, 2), (2, 2), (1, 1), (1, 2))
+    want = ref.conv2d_backward_weight(dy, x, *args)
+    runs = [tb.to_host(conv.conv2d_backward_weight(tb.to_device(dy, np.float64),
+                                                   tb.to_device(x, np.float64), *args,
+                                                   splits=splits)) for _ in range(2)]
+    assert rel_error(runs[0], want) <= 1e-12
+    assert np.array_equal(runs[0], runs[1])
+
+
+def test_batch_norm_split_reduction_path(monkeypatch, seed):
+    """Tiny blocks force many (channel, chunk) programs with ragged ends, the
+    path real GPU shapes take; the interpreter's block sizes otherwise fit a
+    whole channel in one chunk."""
+    from helpers import helper_test_op
+    from kernels.triton import batchnorm
+    monkeypatch.setattr(batchnorm, "MAX_BLOCK", 8)
+    monkeypatch.setattr(batchnorm, "TARGET_PROGRAMS", 256)
+    with nn.use_backend("triton"):
+        for dtype in (np.float64, np.float32):
+            helper_test_op([(37, 2, 5, 7), (2,), (2,)],
+                           lambda F, x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+                           dtype=dtype, seed=seed, low=1.0, high=4.0, op="batch_norm")
+
+
+@pytest.mark.parametrize("logits", [False, True])
+def test_dcgan_training_steps_match_the_numpy_backend(seed, logits):
+    """A few whole DCGAN steps (16x16 here) on triton agree with numpy in float64."""
+    def run(backend):
+        with nn.use_backend(backend):
+            nn.manual_seed(0)
+            G = build_generator(nn, 8, 4, 1, 16).double()
+            D = build_discriminator(nn, 1, 4, 16, sigmoid=not logits).double()
+            G.load_state_dict(init["G"])
+            D.load_state_dict(init["D"])
+            optG = nn.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+            optD = nn.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+            crit = nn.BCEWithLogitsLoss() if logits else nn.BCELoss()
+            rng = np.random.default_rng(seed)
+            stats = []
+            for _ in range(3):
+                real = nn.tensor(rng.uniform(-1, 1, (4, 1, 16, 16)))
+                noise = nn.tensor(rng.standard_normal((4, 8, 1, 1)))
+                stats.append(train_step(G, D, optG, optD, crit, real, noise, logits))
+            return stats, {k: v.numpy() for k, v in {**G.state_dict(), **{
+                "D." + k: v for k, v in D.state_dict().items()}}.items()}
+
+    with nn.use_backend("numpy"):
+        nn.manual_seed(seed)
+        init = {"G": build_generator(nn, 8, 4, 1, 16).state_dict(),
+                "D": build_discriminator(nn, 1, 4, 16, sigmoid=not logits).state_dict()}
+    s_np, w_np = run("numpy")
+    s_tr, w_tr = run("triton")
+    for a, b in zip(s_np, s_tr):
+        for k in a:
+            assert abs(a[k] - b[k]) <= 1e-9, (k, a[k], b[k])
+    for k in w_np:
+        assert rel_error(w_tr[k], w_np[k]) <= 1e-9, k
+
+
+def test_train_py_dry_run_on_triton(tmp_path):
+    import train
+    assert train.main(["--backend", "triton", "--dataset", "fake", "--dry-run", "--imageSize",
+                       "16", "--ngf", "4", "--ndf", "4", "--nz", "8", "--batchSize", "8",
+                       "--outf", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "checkpoint.pkl").exists()
+
+
+# ------------------------------------------------------------ real GPU shapes
+# pytorch/examples' DCGAN at 64x64, batch 128: (kind, x shape, w shape, stride, padding).
+DCGAN_LAYERS = [
+    ("G", (128, 100, 1, 1), (100, 512, 4, 4), 1, 0),
+    ("G", (128, 512, 4, 4), (512, 256, 4, 4), 2, 1),
+    ("G", (128, 256, 8, 8), (256, 128, 4, 4), 2, 1),
+    ("G", (128, 128, 16, 16), (128, 64, 4, 4), 2, 1),
+    ("G", (128, 64, 32, 32), (64, 3, 4, 4), 2, 1),
+    ("D", (128, 3, 64, 64), (64, 3, 4, 4), 2, 1),
+    ("D", (128, 64, 32, 32), (128, 64, 4, 4), 2, 1),
+    ("D", (128, 128, 16, 16), (256, 128, 4, 4), 2, 1),
+    ("D", (128, 256, 8, 8), (512, 256, 4, 4), 2, 1),
+    ("D", (128, 512, 4, 4), (1, 512, 4, 4), 1, 0),
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind,x_shape,w_shape,stride,padding", DCGAN_LAYERS)
+def test_dcgan_layer_shapes_on_gpu(kind, x_shape, w_shape, stride, padding, seed):
+    """Every DCGAN conv at its real shape: forward, dx and dw against torch in float64."""
+    from helpers import helper_test_op
+    with nn.use_backend("triton"):
+        fn = ((lambda F, x, w: F.conv_transpose2d(x, w, stride=stride, padding=padding))
+              if kind == "G" else (lambda F, x, w: F.conv2d(x, w, stride=stride, padding=padding)))
+        helper_test_op([x_shape, w_shape], fn, dtype=np.float32, seed=seed,
+                       op="conv_transpose2d" if kind == "G" else "conv2d")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", [(128, 512, 4, 4), (128, 64, 32, 32), (128, 128, 16, 16)])
+def test_dcgan_batch_norm_shapes_on_gpu(shape, seed):
+    from helpers import helper_test_op
+    C = shape[1]
+    with nn.use_backend("triton"):
+        helper_test_op([shape, (C,), (C,)],
+                       lambda F, x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+                       dtype=np.float32, seed=seed, op="batch_norm")
