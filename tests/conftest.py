@@ -11,25 +11,16 @@ import zlib
 import numpy as np
 import pytest
 
-
-def _cuda_gpu_present():
-    try:
-        import cupy
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # no cupy, no driver, no device
-        return False
-
-
-# Without a GPU, the Triton kernels run on the CPU through Triton's
-# interpreter, so CI exercises every one of them (on small shapes). This must
-# be set before triton is first imported.
-if not _cuda_gpu_present():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-GPU = not os.environ.get("TRITON_INTERPRET") == "1" and _cuda_gpu_present()
-
 import kernels
 import kernels.debug
 import nn
+
+# Without a GPU, the Triton kernels run on the CPU through Triton's
+# interpreter, so CI exercises every one of them (on small shapes). This must
+# be set before triton is first imported (kernels does not import it).
+if not kernels._gpu_present():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+GPU = os.environ.get("TRITON_INTERPRET") != "1" and kernels._gpu_present()
 
 from helpers import WORST
 

@@ -11,7 +11,6 @@ in float32 (DEVELOPERS.md).
 """
 
 import copy
-import os
 from collections import OrderedDict
 
 import numpy as np
@@ -21,7 +20,7 @@ import torch
 import nn
 from dcgan.models import build_discriminator, build_generator
 from torch_dcgan_init import dcgan_weights_init
-from helpers import rel_error
+from helpers import dcgan_image_size, rel_error
 
 TOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
 TORCH_DTYPE = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
@@ -30,22 +29,14 @@ NZ, NGF, NDF, NC, BATCH = 8, 4, 4, 3, 3
 
 
 # ------------------------------------------------------------------ helpers
-def _image_size():
-    """pytorch/examples' 64x64 models; 16x16 when Triton runs through its CPU
-    interpreter, where 64x64 would take minutes per test and check nothing more
-    about the module logic (the op tests cover the kernels' odd shapes)."""
-    interpreted = nn.get_backend() == "triton" and os.environ.get("TRITON_INTERPRET") == "1"
-    return 16 if interpreted else 64
-
-
 def _build(lib, which):
     if which == "G":
-        return build_generator(lib, NZ, NGF, NC, _image_size())
-    return build_discriminator(lib, NC, NDF, _image_size())
+        return build_generator(lib, NZ, NGF, NC, dcgan_image_size())
+    return build_discriminator(lib, NC, NDF, dcgan_image_size())
 
 
 def _input_shape(which):
-    size = _image_size()
+    size = dcgan_image_size()
     return (BATCH, NZ, 1, 1) if which == "G" else (BATCH, NC, size, size)
 
 
@@ -507,7 +498,8 @@ def test_apply_visits_every_module_like_torch(backend):
 
 def test_sequential_indexing_and_len(backend):
     g = _build(nn, "G")
-    assert len(g.main) == (14 if _image_size() == 64 else 8) == len(_build(torch.nn, "G").main)
+    want = 14 if dcgan_image_size() == 64 else 8
+    assert len(g.main) == want == len(_build(torch.nn, "G").main)
     assert isinstance(g.main[0], nn.ConvTranspose2d) and isinstance(g.main[-1], nn.Tanh)
     head = g.main[:3]
     assert isinstance(head, nn.Sequential) and len(head) == 3

@@ -27,7 +27,6 @@ relative on parameters, buffers and moments and 1e-5 absolute on the losses:
 """
 
 import copy
-import os
 
 import numpy as np
 import torch
@@ -36,17 +35,10 @@ import nn
 from dcgan.models import build_discriminator, build_generator
 from dcgan.trainer import train_step
 from torch_dcgan_init import dcgan_weights_init
-from helpers import WORST, rel_error
+from helpers import WORST, dcgan_image_size, rel_error
 
 NZ, NGF, NDF, NC, BATCH, STEPS = 8, 4, 4, 1, 4, 10
 
-
-def _image_size():
-    """64x64 as pytorch/examples; 16x16 when Triton runs through its CPU
-    interpreter, where ten 64x64 steps take minutes (the kernels' shapes are
-    covered by the op tests, and the real ones by the gpu-marked tests)."""
-    interpreted = nn.get_backend() == "triton" and os.environ.get("TRITON_INTERPRET") == "1"
-    return 16 if interpreted else 64
 FLOAT32_SEED = 20240  # see the module docstring
 ADAM = dict(lr=2e-4, betas=(0.5, 0.999))
 REAL_LABEL, FAKE_LABEL = 1.0, 0.0
@@ -127,13 +119,14 @@ def _sides(dtype, seed, logits):
     """torch (float64, the reference) and ours (`dtype`), with identical weights:
     DCGAN's weights_init drawn by torch in `dtype`, copied into both."""
     tdtype = torch.float64 if dtype == np.float64 else torch.float32
-    tG = build_generator(torch.nn, NZ, NGF, NC, _image_size()).to(tdtype)
-    tD = build_discriminator(torch.nn, NC, NDF, _image_size(), sigmoid=not logits).to(tdtype)
+    tG = build_generator(torch.nn, NZ, NGF, NC, dcgan_image_size()).to(tdtype)
+    size = dcgan_image_size()
+    tD = build_discriminator(torch.nn, NC, NDF, size, sigmoid=not logits).to(tdtype)
     dcgan_weights_init(tG, seed)
     dcgan_weights_init(tD, seed + 1)
     tG, tD = copy.deepcopy(tG).double(), copy.deepcopy(tD).double()  # exact widening
-    oG = build_generator(nn, NZ, NGF, NC, _image_size()).to(dtype)
-    oD = build_discriminator(nn, NC, NDF, _image_size(), sigmoid=not logits).to(dtype)
+    oG = build_generator(nn, NZ, NGF, NC, dcgan_image_size()).to(dtype)
+    oD = build_discriminator(nn, NC, NDF, dcgan_image_size(), sigmoid=not logits).to(dtype)
     oG.load_state_dict(tG.state_dict())
     oD.load_state_dict(tD.state_dict())
     t_loss = torch.nn.BCEWithLogitsLoss() if logits else torch.nn.BCELoss()
@@ -151,7 +144,7 @@ def _train_and_compare(dtype, seed, logits):
     worst = {"losses (abs)": 0.0, "params": 0.0, "buffers": 0.0, "adam": 0.0}
     for step in range(STEPS):
         # The same batch and noise for both, already rounded to `dtype`.
-        size = _image_size()
+        size = dcgan_image_size()
         real = rng.uniform(-1, 1, (BATCH, NC, size, size)).astype(dtype).astype(np.float64)
         noise = rng.standard_normal((BATCH, NZ, 1, 1)).astype(dtype).astype(np.float64)
         r, o = ref.step(real, noise), ours.step(real, noise)
@@ -211,7 +204,7 @@ def test_training_actually_moves_the_weights(backend, seed):
     ref, ours = _sides(np.float64, seed, logits=False)
     before = {n: p.numpy() for n, p in ours.G.named_parameters()}
     rng = np.random.default_rng(seed)
-    real = rng.uniform(-1, 1, (BATCH, NC, _image_size(), _image_size()))
+    real = rng.uniform(-1, 1, (BATCH, NC, dcgan_image_size(), dcgan_image_size()))
     noise = rng.standard_normal((BATCH, NZ, 1, 1))
     ours.step(real, noise)
     for n, p in ours.G.named_parameters():
