@@ -10,6 +10,7 @@ naming the reason and the backends that can.
 import importlib
 import importlib.util
 import os
+import shutil
 
 from . import debug
 from .contract import Backend, contract_functions, missing_functions
@@ -52,10 +53,14 @@ def why_unavailable(name):
         if os.environ.get("TRITON_INTERPRET") != "1" and not _gpu_present():
             return "no CUDA GPU found (set TRITON_INTERPRET=1 to run Triton on the CPU)"
     if name == "cupy":
+        if os.environ.get("NN_CUDA_EMULATE") == "1":
+            if not (os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")):
+                return "NN_CUDA_EMULATE=1 needs a C++20 compiler (g++) and none was found"
+            return None
         if importlib.util.find_spec("cupy") is None:
             return "the cupy package is not installed (pip install -e .[cupy])"
         if not _gpu_present():
-            return "no CUDA GPU found"
+            return "no CUDA GPU found (set NN_CUDA_EMULATE=1 to run the CUDA C kernels on the CPU)"
     return None
 
 

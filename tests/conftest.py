@@ -15,12 +15,15 @@ import kernels
 import kernels.debug
 import nn
 
-# Without a GPU, the Triton kernels run on the CPU through Triton's
-# interpreter, so CI exercises every one of them (on small shapes). This must
-# be set before triton is first imported (kernels does not import it).
+# Without a GPU, both GPU backends run on the CPU, so CI exercises every
+# kernel (on small shapes): the Triton kernels through Triton's interpreter,
+# the CUDA C kernels through kernels/cuda/emulate.h. Both variables must be
+# set before the backends are first imported (kernels does not import them).
 if not kernels._gpu_present():
     os.environ.setdefault("TRITON_INTERPRET", "1")
-GPU = os.environ.get("TRITON_INTERPRET") != "1" and kernels._gpu_present()
+    os.environ.setdefault("NN_CUDA_EMULATE", "1")
+GPU = (kernels._gpu_present() and os.environ.get("TRITON_INTERPRET") != "1"
+       and os.environ.get("NN_CUDA_EMULATE") != "1")
 
 from helpers import WORST
 
@@ -62,8 +65,9 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_collection_modifyitems(config, items):
     if GPU:
         return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU: none found here (the Triton kernels ran "
-                                   "through TRITON_INTERPRET=1 in the other tests)")
+    skip = pytest.mark.skip(reason="needs a CUDA GPU: none found here (the GPU kernels ran on "
+                                   "the CPU in the other tests: TRITON_INTERPRET=1, "
+                                   "NN_CUDA_EMULATE=1)")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)

@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+SIMULATED = INTERPRET  # the name kernels/gpu_backend.py reads
 
 if INTERPRET:
     xp = np

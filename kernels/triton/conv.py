@@ -126,10 +126,10 @@ config; a fixed rule also keeps results independent of timing noise):
   in registers: ptxas (sm_90, Triton 3.6) reports spills for 64 x 64 x 32 and
   128 x 64 x 32 tiles at 4 warps, or at 3 stages, and none for any tile this
   rule picks (at most ~215 registers).
-  Split-K. tiles = ceil(K/BK) * ceil(C*KH*KW/BR). S = ceil(_SPLITK_TARGET /
+  Split-K. tiles = ceil(K/BK) * ceil(C*KH*KW/BR). S = ceil(SPLITK_TARGET /
   tiles) so that the grid holds about 2 waves of an H100's 132 SMs, but no
-  chunk shorter than _SPLITK_MIN_CHUNK reduction elements (each program must
-  do enough work to amortise writing its partial tile) and S <= _SPLITK_MAX.
+  chunk shorter than SPLITK_MIN_CHUNK reduction elements (each program must
+  do enough work to amortise writing its partial tile) and S <= SPLITK_MAX (kernels/launch_checks.py).
   The chunk length is then rounded up to a multiple of BP and S recomputed,
   so no chunk is empty. E.g. DCGAN's first D layer at batch 128 (K = 64,
   C*KH*KW = 48, N*OH*OW = 131072): 1 tile, S = 256, chunks of 512; its
@@ -156,6 +156,8 @@ import triton
 import triton.language as tl
 
 from . import common
+from ..launch_checks import (INT32_LIMIT, check_arrays, check_hw, check_ndim, check_pairs,
+                             chunked, clamp_pow2, fail, splitk)
 
 # ------------------------------------------------------------------ kernels
 
@@ -378,84 +380,18 @@ def _conv2d_bgrad_kernel(dy_ptr, db_ptr, N, K, HW, BLOCK: tl.constexpr):
 
 # ---------------------------------------------------------------- launchers
 
-_SPLITK_TARGET = 264      # programs to aim for: 2 waves of an H100's 132 SMs
-_SPLITK_MIN_CHUNK = 256   # reduction elements per split, at least
-_SPLITK_MAX = 256         # bounds the workspace (S, K, C*KH*KW)
-_INT32_LIMIT = 2 ** 31
 # float64's broadcast product needs small tiles on a GPU (registers). The
 # interpreter has no registers and pays per tl operation, not per element, so
 # there float64 takes float32's larger tiles: 3-6x faster on the test shapes.
 _FP64_SMALL_TILES = not common.INTERPRET
 
 
-def _clamp_pow2(n, lo, hi):
-    return max(lo, min(hi, common.next_pow2(max(int(n), 1))))
-
-
 def _gemm_blocks(rows, cols, red, small):
     """(BM, BN, BR) for the forward and input-gradient tiles: rows (pixels) x
     cols (channels) of output, BR channels reduced per step."""
     if small:  # float64 on a GPU: the broadcast product holds BM*BR*BN values
-        return (_clamp_pow2(rows, 16, 32), _clamp_pow2(cols, 16, 32), _clamp_pow2(red, 4, 8))
-    return (_clamp_pow2(rows, 16, 128), _clamp_pow2(cols, 16, 64), _clamp_pow2(red, 16, 32))
-
-
-def _splitk(P, tiles, block_p):
-    """(S, CHUNK): split the reduction of length P, CHUNK a multiple of block_p."""
-    S = max(1, min(common.cdiv(_SPLITK_TARGET, tiles), P // _SPLITK_MIN_CHUNK, _SPLITK_MAX))
-    return _chunked(P, S, block_p)
-
-
-def _chunked(P, S, block_p):
-    chunk = max(1, common.cdiv(common.cdiv(P, S), block_p)) * block_p
-    return max(1, common.cdiv(P, chunk)), chunk
-
-
-def _fail(op, msg):
-    raise ValueError(f"{op}: {msg}")
-
-
-def _check_pairs(op, stride, padding, dilation):
-    out = []
-    for name, v, lo in (("stride", stride, 1), ("padding", padding, 0),
-                        ("dilation", dilation, 1)):
-        if (not isinstance(v, (tuple, list)) or len(v) != 2
-                or not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool)
-                           for e in v)):
-            _fail(op, f"{name} must be an (h, w) pair of ints, got {v!r}")
-        if min(v) < lo:
-            _fail(op, f"{name} must be >= {lo}, got {tuple(v)}")
-        out.append((int(v[0]), int(v[1])))
-    return out
-
-
-def _check_hw(op, name, v):
-    if (not isinstance(v, (tuple, list)) or len(v) != 2
-            or not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in v)
-            or min(v) < 1):
-        _fail(op, f"{name} must be an (h, w) pair of positive ints, got {v!r}")
-    return int(v[0]), int(v[1])
-
-
-def _check_arrays(op, **arrays):
-    dtype = None
-    for name, a in arrays.items():
-        if a is None:
-            continue
-        if a.dtype not in (np.float32, np.float64):
-            _fail(op, f"{name} must be float32 or float64, got {a.dtype}")
-        if dtype is not None and a.dtype != dtype:
-            _fail(op, f"all arrays must share one dtype, got {dtype} and {a.dtype} ({name})")
-        dtype = a.dtype
-        if a.size >= _INT32_LIMIT:
-            _fail(op, f"{name} has {a.size} elements; int32 indexing allows < 2**31")
-    common.require_contiguous(op, *arrays.values())
-    return dtype
-
-
-def _check_ndim(op, name, a, ndim):
-    if a.ndim != ndim:
-        _fail(op, f"{name} must be {ndim}-D, got shape {tuple(a.shape)}")
+        return (clamp_pow2(rows, 16, 32), clamp_pow2(cols, 16, 32), clamp_pow2(red, 4, 8))
+    return (clamp_pow2(rows, 16, 128), clamp_pow2(cols, 16, 64), clamp_pow2(red, 16, 32))
 
 
 def _dot_args(dtype):
@@ -471,25 +407,25 @@ def _launch_opts(rows, cols):
 def conv2d_forward(x, w, b, stride, padding, dilation):
     """y = conv2d(x, w) + b: x (N, C, H, W), w (K, C, KH, KW), b (K,) or None."""
     op = "conv2d_forward"
-    _check_ndim(op, "x", x, 4)
-    _check_ndim(op, "w", w, 4)
-    dtype = _check_arrays(op, x=x, w=w, b=b)
-    (sh, sw), (ph, pw), (dh, dw) = _check_pairs(op, stride, padding, dilation)
+    check_ndim(op, "x", x, 4)
+    check_ndim(op, "w", w, 4)
+    dtype = check_arrays(op, x=x, w=w, b=b)
+    (sh, sw), (ph, pw), (dh, dw) = check_pairs(op, stride, padding, dilation)
     N, C, H, W = x.shape
     K, Cw, KH, KW = w.shape
     if Cw != C:
-        _fail(op, f"w has {Cw} input channels but x has {C} (x {tuple(x.shape)}, "
+        fail(op, f"w has {Cw} input channels but x has {C} (x {tuple(x.shape)}, "
                   f"w {tuple(w.shape)})")
     if b is not None and tuple(b.shape) != (K,):
-        _fail(op, f"b must have shape ({K},), got {tuple(b.shape)}")
+        fail(op, f"b must have shape ({K},), got {tuple(b.shape)}")
     OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
     OW = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
     if OH < 1 or OW < 1:
-        _fail(op, f"output would be {OH}x{OW}: the kernel {KH}x{KW} with dilation {(dh, dw)} "
+        fail(op, f"output would be {OH}x{OW}: the kernel {KH}x{KW} with dilation {(dh, dw)} "
                   f"is larger than the input {H}x{W} with padding {(ph, pw)}")
     y = common.empty((N, K, OH, OW), dtype)
-    if y.size >= _INT32_LIMIT:
-        _fail(op, f"output has {y.size} elements; int32 indexing allows < 2**31")
+    if y.size >= INT32_LIMIT:
+        fail(op, f"output has {y.size} elements; int32 indexing allows < 2**31")
     M = N * OH * OW
     if M == 0 or K == 0:
         return y
@@ -507,19 +443,19 @@ def conv2d_forward(x, w, b, stride, padding, dilation):
 def conv2d_backward_input(dy, w, input_hw, stride, padding, dilation):
     """dx (N, C, *input_hw), the gradient of conv2d w.r.t. x; dy (N, K, OH, OW)."""
     op = "conv2d_backward_input"
-    _check_ndim(op, "dy", dy, 4)
-    _check_ndim(op, "w", w, 4)
-    dtype = _check_arrays(op, dy=dy, w=w)
-    (sh, sw), (ph, pw), (dh, dw) = _check_pairs(op, stride, padding, dilation)
-    H, W = _check_hw(op, "input_hw", input_hw)
+    check_ndim(op, "dy", dy, 4)
+    check_ndim(op, "w", w, 4)
+    dtype = check_arrays(op, dy=dy, w=w)
+    (sh, sw), (ph, pw), (dh, dw) = check_pairs(op, stride, padding, dilation)
+    H, W = check_hw(op, "input_hw", input_hw)
     N, K, OH, OW = dy.shape
     Kw, C, KH, KW = w.shape
     if Kw != K:
-        _fail(op, f"w has {Kw} output channels but dy has {K} (dy {tuple(dy.shape)}, "
+        fail(op, f"w has {Kw} output channels but dy has {K} (dy {tuple(dy.shape)}, "
                   f"w {tuple(w.shape)})")
     dx = common.empty((N, C, H, W), dtype)
-    if dx.size >= _INT32_LIMIT:
-        _fail(op, f"dx has {dx.size} elements; int32 indexing allows < 2**31")
+    if dx.size >= INT32_LIMIT:
+        fail(op, f"dx has {dx.size} elements; int32 indexing allows < 2**31")
     M = N * common.cdiv(H, sh) * common.cdiv(W, sw)  # the largest phase
     if M == 0 or C == 0:
         return dx
@@ -544,31 +480,31 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation, *, split
     `splits` forces the split-K factor S (for tests); None uses the heuristic.
     """
     op = "conv2d_backward_weight"
-    _check_ndim(op, "dy", dy, 4)
-    _check_ndim(op, "x", x, 4)
-    dtype = _check_arrays(op, dy=dy, x=x)
-    (sh, sw), (ph, pw), (dh, dw) = _check_pairs(op, stride, padding, dilation)
-    KH, KW = _check_hw(op, "kernel_hw", kernel_hw)
+    check_ndim(op, "dy", dy, 4)
+    check_ndim(op, "x", x, 4)
+    dtype = check_arrays(op, dy=dy, x=x)
+    (sh, sw), (ph, pw), (dh, dw) = check_pairs(op, stride, padding, dilation)
+    KH, KW = check_hw(op, "kernel_hw", kernel_hw)
     N, K, OH, OW = dy.shape
     Nx, C, H, W = x.shape
     if Nx != N:
-        _fail(op, f"dy has batch {N} but x has {Nx} (dy {tuple(dy.shape)}, x {tuple(x.shape)})")
+        fail(op, f"dy has batch {N} but x has {Nx} (dy {tuple(dy.shape)}, x {tuple(x.shape)})")
     R, P = C * KH * KW, N * OH * OW
     grad_w = common.empty((K, C, KH, KW), dtype)  # not `dw`: that is the dilation
     if K == 0 or R == 0:
         return grad_w
     dot, fp64 = _dot_args(dtype)
     if fp64 and _FP64_SMALL_TILES:
-        BK, BR, BP = _clamp_pow2(K, 16, 32), _clamp_pow2(R, 16, 32), 8
+        BK, BR, BP = clamp_pow2(K, 16, 32), clamp_pow2(R, 16, 32), 8
     else:
-        BK, BR, BP = _clamp_pow2(K, 16, 64), _clamp_pow2(R, 16, 64), 32
+        BK, BR, BP = clamp_pow2(K, 16, 64), clamp_pow2(R, 16, 64), 32
     tiles = common.cdiv(K, BK) * common.cdiv(R, BR)
     if splits is None:
-        S, chunk = _splitk(P, tiles, BP)
+        S, chunk = splitk(P, tiles, BP)
     else:
-        S, chunk = _chunked(P, max(1, int(splits)), BP)
-    if S * K * R >= _INT32_LIMIT:
-        _fail(op, f"split-K workspace of {S * K * R} elements; int32 indexing allows < 2**31")
+        S, chunk = chunked(P, max(1, int(splits)), BP)
+    if S * K * R >= INT32_LIMIT:
+        fail(op, f"split-K workspace of {S * K * R} elements; int32 indexing allows < 2**31")
     out = grad_w if S == 1 else common.empty((S, K, R), dtype)
     _conv2d_wgrad_kernel[(common.cdiv(K, BK), common.cdiv(R, BR), S)](
         common.ptr(dy), common.ptr(x), common.ptr(out),
@@ -585,13 +521,13 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation, *, split
 def conv2d_backward_bias(dy):
     """db (K,): dy (N, K, OH, OW) summed over N, OH and OW."""
     op = "conv2d_backward_bias"
-    _check_ndim(op, "dy", dy, 4)
-    dtype = _check_arrays(op, dy=dy)
+    check_ndim(op, "dy", dy, 4)
+    dtype = check_arrays(op, dy=dy)
     N, K, OH, OW = dy.shape
     db = common.empty((K,), dtype)
     if K == 0:
         return db
     HW = OH * OW
     _conv2d_bgrad_kernel[(K,)](common.ptr(dy), common.ptr(db), N, K, HW,
-                               BLOCK=_clamp_pow2(HW, 16, 1024))
+                               BLOCK=clamp_pow2(HW, 16, 1024))
     return db

@@ -1,11 +1,16 @@
-"""Triton-backend specifics: determinism, whole-model agreement with the NumPy
-backend, train.py on Triton, and the real DCGAN shapes on a GPU.
+"""What only the GPU backends (triton, cupy) need beyond the shared op tests:
+determinism, forced split paths, whole-model agreement with the NumPy backend,
+train.py on each, and the real DCGAN shapes on a GPU.
 
 The op-by-op checks against torch are the shared ones (test_ops.py and
 friends, through the `backend` fixture); this file adds what only makes sense
-for a GPU backend. Without a GPU the kernels run under TRITON_INTERPRET=1, so
-the sizes here are small; the `gpu`-marked tests take the real shapes.
+for a GPU backend. Every test runs once per GPU backend through the
+`gpu_backend` fixture. Without a GPU the kernels run on the CPU (Triton's
+interpreter, the CUDA emulator), so the sizes here are small; the
+`gpu`-marked tests take the real shapes.
 """
+
+import importlib
 
 import numpy as np
 import pytest
@@ -16,17 +21,34 @@ from dcgan.models import build_discriminator, build_generator
 from dcgan.trainer import train_step
 from helpers import rel_error
 
-pytestmark = pytest.mark.skipif(kernels.why_unavailable("triton") is not None,
-                                reason=f"triton backend: {kernels.why_unavailable('triton')}")
+# The kernel-module package of each GPU backend (for knobs the contract hides).
+PACKAGES = {"triton": "kernels.triton", "cupy": "kernels.cuda"}
+
+
+@pytest.fixture(params=list(PACKAGES))
+def gpu_backend(request):
+    reason = kernels.why_unavailable(request.param)
+    if reason is not None:
+        pytest.skip(f"backend {request.param!r} unavailable: {reason}")
+    return request.param
+
+
+# Module constants that force the multi-chunk batch-norm reduction on small shapes.
+FORCE_BN_SPLIT = {"triton": {"MAX_BLOCK": 8, "TARGET_PROGRAMS": 256},
+                  "cupy": {}}  # filled in with the CUDA module's knobs
+
+
+def _module(backend, family):
+    return importlib.import_module(f"{PACKAGES[backend]}.{family}")
 
 
 def _random(shape, seed, dtype=np.float32):
     return np.random.default_rng(seed).uniform(-1, 1, shape).astype(dtype)
 
 
-def test_weight_gradient_is_bitwise_deterministic(seed):
+def test_weight_gradient_is_bitwise_deterministic(gpu_backend, seed):
     """Split-K with a fixed-order reduction: no atomics, so runs are equal bit for bit."""
-    tb = kernels.get_backend("triton")
+    tb = kernels.get_backend(gpu_backend)
     dy = tb.to_device(_random((2, 8, 7, 7), seed), np.float32)
     x = tb.to_device(_random((2, 5, 14, 14), seed + 1), np.float32)
     runs = [tb.to_host(tb.conv2d_backward_weight(dy, x, (4, 4), (2, 2), (1, 1), (1, 1)))
@@ -35,10 +57,10 @@ def test_weight_gradient_is_bitwise_deterministic(seed):
 
 
 @pytest.mark.parametrize("splits", [2, 3, 7])
-def test_weight_gradient_split_k_matches_numpy_and_repeats(seed, splits):
+def test_weight_gradient_split_k_matches_numpy_and_repeats(gpu_backend, seed, splits):
     """Force several split-K chunks (the small test shapes otherwise take one)."""
-    from kernels.triton import conv
-    tb, ref = kernels.get_backend("triton"), kernels.get_backend("numpy")
+    conv = _module(gpu_backend, "conv")
+    tb, ref = kernels.get_backend(gpu_backend), kernels.get_backend("numpy")
     dy, x = _random((2, 6, 7, 5), seed, np.float64), _random((2, 3, 15, 11), seed + 1, np.float64)
     args = ((3, 2), (2, 2), (1, 1), (1, 2))
     want = ref.conv2d_backward_weight(dy, x, *args)
@@ -49,15 +71,15 @@ def test_weight_gradient_split_k_matches_numpy_and_repeats(seed, splits):
     assert np.array_equal(runs[0], runs[1])
 
 
-def test_batch_norm_split_reduction_path(monkeypatch, seed):
+def test_batch_norm_split_reduction_path(gpu_backend, monkeypatch, seed):
     """Tiny blocks force many (channel, chunk) programs with ragged ends, the
     path real GPU shapes take; the interpreter's block sizes otherwise fit a
     whole channel in one chunk."""
     from helpers import helper_test_op
-    from kernels.triton import batchnorm
-    monkeypatch.setattr(batchnorm, "MAX_BLOCK", 8)
-    monkeypatch.setattr(batchnorm, "TARGET_PROGRAMS", 256)
-    with nn.use_backend("triton"):
+    batchnorm = _module(gpu_backend, "batchnorm")
+    for knob, value in FORCE_BN_SPLIT[gpu_backend].items():
+        monkeypatch.setattr(batchnorm, knob, value)
+    with nn.use_backend(gpu_backend):
         for dtype in (np.float64, np.float32):
             helper_test_op([(37, 2, 5, 7), (2,), (2,)],
                            lambda F, x, w, b: F.batch_norm(x, None, None, w, b, training=True),
@@ -65,8 +87,8 @@ def test_batch_norm_split_reduction_path(monkeypatch, seed):
 
 
 @pytest.mark.parametrize("logits", [False, True])
-def test_dcgan_training_steps_match_the_numpy_backend(seed, logits):
-    """A few whole DCGAN steps (16x16 here) on triton agree with numpy in float64."""
+def test_dcgan_training_steps_match_the_numpy_backend(gpu_backend, seed, logits):
+    """A few whole DCGAN steps (16x16 here) agree with numpy in float64."""
     def run(backend):
         with nn.use_backend(backend):
             nn.manual_seed(0)
@@ -91,7 +113,7 @@ def test_dcgan_training_steps_match_the_numpy_backend(seed, logits):
         init = {"G": build_generator(nn, 8, 4, 1, 16).state_dict(),
                 "D": build_discriminator(nn, 1, 4, 16, sigmoid=not logits).state_dict()}
     s_np, w_np = run("numpy")
-    s_tr, w_tr = run("triton")
+    s_tr, w_tr = run(gpu_backend)
     for a, b in zip(s_np, s_tr):
         for k in a:
             assert abs(a[k] - b[k]) <= 1e-9, (k, a[k], b[k])
@@ -99,9 +121,9 @@ def test_dcgan_training_steps_match_the_numpy_backend(seed, logits):
         assert rel_error(w_tr[k], w_np[k]) <= 1e-9, k
 
 
-def test_train_py_dry_run_on_triton(tmp_path):
+def test_train_py_dry_run(gpu_backend, tmp_path):
     import train
-    assert train.main(["--backend", "triton", "--dataset", "fake", "--dry-run", "--imageSize",
+    assert train.main(["--backend", gpu_backend, "--dataset", "fake", "--dry-run", "--imageSize",
                        "16", "--ngf", "4", "--ndf", "4", "--nz", "8", "--batchSize", "8",
                        "--outf", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "checkpoint.pkl").exists()
@@ -125,10 +147,10 @@ DCGAN_LAYERS = [
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("kind,x_shape,w_shape,stride,padding", DCGAN_LAYERS)
-def test_dcgan_layer_shapes_on_gpu(kind, x_shape, w_shape, stride, padding, seed):
+def test_dcgan_layer_shapes_on_gpu(gpu_backend, kind, x_shape, w_shape, stride, padding, seed):
     """Every DCGAN conv at its real shape: forward, dx and dw against torch in float64."""
     from helpers import helper_test_op
-    with nn.use_backend("triton"):
+    with nn.use_backend(gpu_backend):
         fn = ((lambda F, x, w: F.conv_transpose2d(x, w, stride=stride, padding=padding))
               if kind == "G" else (lambda F, x, w: F.conv2d(x, w, stride=stride, padding=padding)))
         helper_test_op([x_shape, w_shape], fn, dtype=np.float32, seed=seed,
@@ -137,10 +159,10 @@ def test_dcgan_layer_shapes_on_gpu(kind, x_shape, w_shape, stride, padding, seed
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("shape", [(128, 512, 4, 4), (128, 64, 32, 32), (128, 128, 16, 16)])
-def test_dcgan_batch_norm_shapes_on_gpu(shape, seed):
+def test_dcgan_batch_norm_shapes_on_gpu(gpu_backend, shape, seed):
     from helpers import helper_test_op
     C = shape[1]
-    with nn.use_backend("triton"):
+    with nn.use_backend(gpu_backend):
         helper_test_op([shape, (C,), (C,)],
                        lambda F, x, w, b: F.batch_norm(x, None, None, w, b, training=True),
                        dtype=np.float32, seed=seed, op="batch_norm")

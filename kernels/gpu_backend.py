@@ -1,0 +1,192 @@
+"""The wiring the two GPU backends share.
+
+`triton` and `cupy` implement the contract with kernel modules of the same
+shape, one per family, each exposing the same public functions:
+
+    conv         conv2d_forward, conv2d_backward_input/_weight/_bias
+    batchnorm    train_forward, eval_forward, backward (+ fused *_act forms)
+    loss         bce_forward, bce_backward (logits=True/False)
+    elementwise  fill_, copy_, cast, contiguous, binary, neg,
+                 activation_forward/_backward, random_normal/_uniform
+    reduce       sum, mean
+    optim        adam_step_, sgd_step_
+    runtime      xp (the array module), empty, SIMULATED (True when the
+                 kernels run on the CPU: Triton's interpreter, the CUDA
+                 emulator)
+
+so this class maps every contract function onto those modules once, and a
+backend is a subclass that names its modules (kernels/triton_backend.py,
+kernels/cupy_backend.py). The transposed convolution is the contract's
+default: the same three conv kernels in other roles.
+
+Random numbers are counter-based (Philox): the generator state is just
+(seed, offset), and every draw advances offset by its element count, so
+draws never share counters and a checkpointed state resumes exactly.
+"""
+
+import numpy as np
+
+from .contract import Backend
+
+
+class KernelModuleBackend(Backend):
+    conv = batchnorm = loss = elementwise = reduce = optim = runtime = None
+
+    def __init__(self):
+        self.xp = self.runtime.xp
+        self.device = "cpu" if self.runtime.SIMULATED else "cuda"
+        self.manual_seed(0)
+
+    # ---------------------------------------------------------------- memory
+    def is_array(self, a):
+        return isinstance(a, self.xp.ndarray)
+
+    def to_device(self, host, dtype):
+        return self.xp.array(np.asarray(host), dtype=dtype, order="C")
+
+    def to_host(self, a):
+        return np.array(a, copy=True) if self.runtime.SIMULATED else self.xp.asnumpy(a)
+
+    def empty(self, shape, dtype):
+        return self.runtime.empty(shape, dtype)
+
+    def full(self, shape, value, dtype):
+        return self.elementwise.fill_(self.runtime.empty(shape, dtype), value)
+
+    def fill_(self, a, value):
+        return self.elementwise.fill_(a, value)
+
+    def copy_(self, dst, src):
+        return self.elementwise.copy_(dst, src)
+
+    def astype(self, a, dtype):
+        return self.elementwise.cast(a, dtype)
+
+    # ---------------------------------------------------------------- random
+    def manual_seed(self, seed):
+        self._rng = {"seed": int(seed) & 0x7FFFFFFF, "offset": 0}
+
+    def get_rng_state(self):
+        return dict(self._rng)
+
+    def set_rng_state(self, state):
+        self._rng = {"seed": int(state["seed"]), "offset": int(state["offset"])}
+
+    def _advance(self, shape):
+        n = int(np.prod(shape, dtype=np.int64))
+        offset = self._rng["offset"]
+        self._rng["offset"] += n
+        return self._rng["seed"], offset
+
+    def random_normal(self, shape, mean, std, dtype):
+        seed, offset = self._advance(shape)
+        return self.elementwise.random_normal(tuple(shape), mean, std, dtype, seed, offset)
+
+    def random_uniform(self, shape, low, high, dtype):
+        seed, offset = self._advance(shape)
+        return self.elementwise.random_uniform(tuple(shape), low, high, dtype, seed, offset)
+
+    # ------------------------------------------------------------------ glue
+    def add(self, a, b):
+        return self.elementwise.binary("add", a, b)
+
+    def sub(self, a, b):
+        return self.elementwise.binary("sub", a, b)
+
+    def mul(self, a, b):
+        return self.elementwise.binary("mul", a, b)
+
+    def div(self, a, b):
+        return self.elementwise.binary("div", a, b)
+
+    def neg(self, a):
+        return self.elementwise.neg(a)
+
+    def sum(self, a, axis, keepdims):
+        return self.reduce.sum(a, axis, keepdims)
+
+    def mean(self, a, axis, keepdims):
+        return self.reduce.mean(a, axis, keepdims)
+
+    def reshape(self, a, shape):
+        if not a.flags.c_contiguous:
+            a = self.elementwise.contiguous(a)
+        return a.reshape(shape)
+
+    def broadcast_to(self, a, shape):
+        return self.xp.broadcast_to(a, tuple(shape))
+
+    # ----------------------------------------------------------- convolution
+    def conv2d_forward(self, x, w, b, stride, padding, dilation):
+        return self.conv.conv2d_forward(x, w, b, stride, padding, dilation)
+
+    def conv2d_backward_input(self, dy, w, input_hw, stride, padding, dilation):
+        return self.conv.conv2d_backward_input(dy, w, input_hw, stride, padding, dilation)
+
+    def conv2d_backward_weight(self, dy, x, kernel_hw, stride, padding, dilation):
+        return self.conv.conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation)
+
+    def conv2d_backward_bias(self, dy):
+        return self.conv.conv2d_backward_bias(dy)
+
+    # ------------------------------------------------------------ batch norm
+    def batch_norm_train_forward(self, x, weight, bias, running_mean, running_var, momentum, eps):
+        return self.batchnorm.train_forward(x, weight, bias, running_mean, running_var,
+                                            momentum, eps)
+
+    def batch_norm_eval_forward(self, x, weight, bias, running_mean, running_var, eps):
+        return self.batchnorm.eval_forward(x, weight, bias, running_mean, running_var, eps)
+
+    def batch_norm_backward(self, dy, x, weight, mean, invstd, training):
+        return self.batchnorm.backward(dy, x, weight, mean, invstd, training)
+
+    # ----------------------------------------------------------- activations
+    def leaky_relu_forward(self, x, negative_slope):
+        return self.elementwise.activation_forward("leaky_relu", x, negative_slope)
+
+    def leaky_relu_backward(self, dy, x, negative_slope):
+        return self.elementwise.activation_backward("leaky_relu", dy, x, negative_slope)
+
+    def relu_forward(self, x):
+        return self.elementwise.activation_forward("relu", x)
+
+    def relu_backward(self, dy, y):
+        return self.elementwise.activation_backward("relu", dy, y)
+
+    def tanh_forward(self, x):
+        return self.elementwise.activation_forward("tanh", x)
+
+    def tanh_backward(self, dy, x):
+        return self.elementwise.activation_backward("tanh", dy, x)
+
+    def sigmoid_forward(self, x):
+        return self.elementwise.activation_forward("sigmoid", x)
+
+    def sigmoid_backward(self, dy, x):
+        return self.elementwise.activation_backward("sigmoid", dy, x)
+
+    # ---------------------------------------------------------------- losses
+    def bce_forward(self, p, target, reduction):
+        return self.loss.bce_forward(p, target, reduction, logits=False)
+
+    def bce_backward(self, dloss, p, target, reduction, need_target_grad):
+        return self.loss.bce_backward(dloss, p, target, reduction, need_target_grad,
+                                      logits=False)
+
+    def bce_with_logits_forward(self, x, target, reduction):
+        return self.loss.bce_forward(x, target, reduction, logits=True)
+
+    def bce_with_logits_backward(self, dloss, x, target, reduction, need_target_grad):
+        return self.loss.bce_backward(dloss, x, target, reduction, need_target_grad,
+                                      logits=True)
+
+    # ------------------------------------------------------------- optimizers
+    def adam_step_(self, params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps,
+                   weight_decay):
+        self.optim.adam_step_(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2,
+                              eps, weight_decay)
+
+    def sgd_step_(self, params, grads, momentum_buffers, first_steps, lr, momentum, dampening,
+                  weight_decay, nesterov):
+        self.optim.sgd_step_(params, grads, momentum_buffers, first_steps, lr, momentum,
+                             dampening, weight_decay, nesterov)

@@ -1,0 +1,107 @@
+"""Host-side pieces the GPU backends' launchers share: argument checks that
+name the op, and the integer arithmetic of grids and splits.
+
+Both the Triton launchers (kernels/triton/) and the CUDA C launchers
+(kernels/cuda/) call these, so a bad argument gets the same message whichever
+backend runs, and both backends split work identically (the split-K factor
+of a weight gradient, for one, is a pure function of the shapes).
+"""
+
+import numpy as np
+
+INT32_LIMIT = 2 ** 31  # kernels index with int32; launchers refuse larger arrays
+
+# Split-K for the conv weight gradient: the output (K x C*KH*KW) is small and
+# the reduction (N*OH*OW) long, so the reduction is cut into S chunks.
+SPLITK_TARGET = 264      # programs to aim for: 2 waves of an H100's 132 SMs
+SPLITK_MIN_CHUNK = 256   # reduction elements per split, at least
+SPLITK_MAX = 256         # bounds the workspace (S, K, C*KH*KW)
+
+
+def cdiv(a, b):
+    return -(-a // b)
+
+
+def next_pow2(n):
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def clamp_pow2(n, lo, hi):
+    """The power of two >= n, clamped to [lo, hi]."""
+    return max(lo, min(hi, next_pow2(max(int(n), 1))))
+
+
+def splitk(P, tiles, block_p):
+    """(S, CHUNK) for a reduction of length P over `tiles` output tiles:
+    about SPLITK_TARGET programs, no chunk under SPLITK_MIN_CHUNK, CHUNK a
+    multiple of block_p."""
+    S = max(1, min(cdiv(SPLITK_TARGET, tiles), P // SPLITK_MIN_CHUNK, SPLITK_MAX))
+    return chunked(P, S, block_p)
+
+
+def chunked(P, S, block_p):
+    """(S', CHUNK): P cut into at most S chunks of a multiple of block_p, none empty."""
+    chunk = max(1, cdiv(cdiv(P, S), block_p)) * block_p
+    return max(1, cdiv(P, chunk)), chunk
+
+
+def fail(op, msg):
+    raise ValueError(f"{op}: {msg}")
+
+
+def _is_int(e):
+    return isinstance(e, (int, np.integer)) and not isinstance(e, bool)
+
+
+def check_pairs(op, stride, padding, dilation):
+    """((sh, sw), (ph, pw), (dh, dw)) as ints, or a ValueError naming op."""
+    out = []
+    for name, v, lo in (("stride", stride, 1), ("padding", padding, 0),
+                        ("dilation", dilation, 1)):
+        if not isinstance(v, (tuple, list)) or len(v) != 2 or not all(map(_is_int, v)):
+            fail(op, f"{name} must be an (h, w) pair of ints, got {v!r}")
+        if min(v) < lo:
+            fail(op, f"{name} must be >= {lo}, got {tuple(v)}")
+        out.append((int(v[0]), int(v[1])))
+    return out
+
+
+def check_hw(op, name, v):
+    if (not isinstance(v, (tuple, list)) or len(v) != 2 or not all(map(_is_int, v))
+            or min(v) < 1):
+        fail(op, f"{name} must be an (h, w) pair of positive ints, got {v!r}")
+    return int(v[0]), int(v[1])
+
+
+def require_contiguous(op, *arrays):
+    for a in arrays:
+        if a is not None and not a.flags.c_contiguous:
+            fail(op, f"expected C-contiguous arrays (got strides {a.strides})")
+
+
+def check_arrays(op, **arrays):
+    """The one float dtype that every non-None array shares; each must be
+    C-contiguous and small enough for int32 indexing."""
+    dtype = None
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        if a.dtype not in (np.float32, np.float64):
+            fail(op, f"{name} must be float32 or float64, got {a.dtype}")
+        if dtype is not None and a.dtype != dtype:
+            fail(op, f"all arrays must share one dtype, got {dtype} and {a.dtype} ({name})")
+        dtype = a.dtype
+        if a.size >= INT32_LIMIT:
+            fail(op, f"{name} has {a.size} elements; int32 indexing allows < 2**31")
+    require_contiguous(op, *arrays.values())
+    return dtype
+
+
+def check_ndim(op, name, a, ndim):
+    if a.ndim != ndim:
+        fail(op, f"{name} must be {ndim}-D, got shape {tuple(a.shape)}")
+
+
+def check_size(op, name, n):
+    if n >= INT32_LIMIT:
+        fail(op, f"{name} has {n} elements; int32 indexing allows < 2**31")
