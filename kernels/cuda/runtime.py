@@ -45,7 +45,7 @@ EMULATE = os.environ.get("NN_CUDA_EMULATE") == "1"
 SIMULATED = EMULATE  # the name kernels/gpu_backend.py reads
 HERE = os.path.dirname(os.path.abspath(__file__))
 NVRTC_OPTIONS = ("--std=c++17",)
-EMULATE_FLAGS = ("-std=c++20", "-O2", "-fPIC", "-shared", "-w")
+EMULATE_FLAGS = ("-std=c++20", "-O2", "-fPIC", "-shared", "-w")  # + -DNN_EMU_UCONTEXT: portable switch
 
 if EMULATE:
     xp = np
