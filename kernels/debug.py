@@ -7,6 +7,8 @@ happens to look right. The test suite turns it on for every test.
 
 import contextlib
 
+import numpy as np
+
 poison = False
 
 
@@ -18,3 +20,16 @@ def poison_outputs(on=True):
         yield
     finally:
         poison = old
+
+
+def empty(xp, shape, dtype):
+    """An uninitialised contiguous `xp` array (NumPy or CuPy), NaN-filled
+    while `poison` is on (integers get their minimum, booleans True), so
+    elements a kernel forgets to write fail the tests. The GPU backends'
+    allocators call this."""
+    dtype = np.dtype(dtype)
+    if poison:
+        bad = (np.nan if dtype.kind in "fc" else True if dtype.kind == "b"
+               else np.iinfo(dtype).min)
+        return xp.full(tuple(shape), bad, dtype=dtype)
+    return xp.empty(tuple(shape), dtype=dtype)

@@ -93,3 +93,16 @@ def dcgan_image_size():
     minutes per test and check nothing more about module logic (the op tests
     cover the kernels' odd shapes, the gpu-marked tests the real ones)."""
     return 16 if nn.get_backend() != "numpy" and nn.backend.current().device == "cpu" else 64
+
+
+def make_cupy_unavailable(monkeypatch):
+    """Make this machine look GPU-less with the CUDA emulator off, so the
+    `cupy` backend is unavailable whatever the machine has: the error paths
+    for an unavailable backend are then tested everywhere, never skipped."""
+    import kernels
+    monkeypatch.delenv("NN_CUDA_EMULATE", raising=False)
+    monkeypatch.setattr(kernels, "_gpu_present", lambda: False)
+    monkeypatch.setattr(kernels, "_instances",
+                        {k: v for k, v in kernels._instances.items() if k != "cupy"})
+    assert kernels.why_unavailable("cupy") is not None
+    return "cupy"

@@ -35,7 +35,7 @@ def gpu_backend(request):
 
 # Module constants that force the multi-chunk batch-norm reduction on small shapes.
 FORCE_BN_SPLIT = {"triton": {"MAX_BLOCK": 8, "TARGET_PROGRAMS": 256},
-                  "cupy": {}}  # filled in with the CUDA module's knobs
+                  "cupy": {"MAX_BLOCK": 32, "TARGET_PROGRAMS": 256}}
 
 
 def _module(backend, family):
@@ -166,3 +166,63 @@ def test_dcgan_batch_norm_shapes_on_gpu(gpu_backend, shape, seed):
         helper_test_op([shape, (C,), (C,)],
                        lambda F, x, w, b: F.batch_norm(x, None, None, w, b, training=True),
                        dtype=np.float32, seed=seed, op="batch_norm")
+
+
+# ------------------------------------------------ cupy: TF32 tensor-core convs
+# Version 2 of the CUDA conv kernels runs float32 GEMMs on tensor cores in
+# TF32 (10-bit mantissa): each input rounds by up to 2**-11, each product by
+# about 2**-10, so against float64 the normwise error is ~3e-4 on random data.
+# Stated tolerance: 2e-3. A second check removes the input rounding (float64
+# on TF32-rounded inputs): what is left is fp32 summation only (<= 1e-5), which
+# would fail if a fragment landed in the wrong row or column of the tile.
+TF32_TOL = 2e-3
+CONV_CASES = [  # (x shape, w shape, stride, padding, dilation)
+    ((2, 5, 11, 9), (7, 5, 3, 2), (2, 1), (1, 0), (1, 1)),
+    ((1, 3, 16, 16), (16, 3, 4, 4), (2, 2), (1, 1), (1, 1)),
+    ((3, 16, 7, 7), (1, 16, 3, 3), (3, 3), (2, 1), (2, 2)),
+]
+
+
+def _tf32_round(a):
+    bits = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x1000) & 0xFFFFE000).astype(np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("which", ["forward", "input", "weight"])
+def test_cupy_tf32_conv_within_its_tolerance(case, which, seed):
+    if kernels.why_unavailable("cupy") is not None:
+        pytest.skip(f"backend 'cupy' unavailable: {kernels.why_unavailable('cupy')}")
+    conv, cb = _module("cupy", "conv"), kernels.get_backend("cupy")
+    ref = kernels.get_backend("numpy")
+    x_shape, w_shape, stride, padding, dilation = case
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    geo = (stride, padding, dilation)
+    dy = rng.standard_normal(ref.conv2d_forward(x, w, None, *geo).shape)
+    run = {  # (our call on float32 device arrays, the NumPy float64 reference on given inputs)
+        "forward": (lambda a, b: conv.conv2d_forward(a, b, None, *geo, version=2),
+                    lambda a, b: ref.conv2d_forward(a, b, None, *geo), (x, w)),
+        "input": (lambda a, b: conv.conv2d_backward_input(a, b, x_shape[2:], *geo, version=2),
+                  lambda a, b: ref.conv2d_backward_input(a, b, x_shape[2:], *geo), (dy, w)),
+        "weight": (lambda a, b: conv.conv2d_backward_weight(a, b, w_shape[2:], *geo, version=2),
+                   lambda a, b: ref.conv2d_backward_weight(a, b, w_shape[2:], *geo), (dy, x)),
+    }[which]
+    ours_fn, ref_fn, (a, b) = run
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    ours = cb.to_host(ours_fn(cb.to_device(a32, np.float32), cb.to_device(b32, np.float32)))
+    err = rel_error(ours, ref_fn(a32.astype(np.float64), b32.astype(np.float64)))
+    assert 1e-6 < err <= TF32_TOL, f"TF32 error {err:.2e} (expected ~3e-4: tensor cores in use)"
+    exact_on_tf32 = ref_fn(_tf32_round(a32).astype(np.float64), _tf32_round(b32).astype(np.float64))
+    assert rel_error(ours, exact_on_tf32) <= 1e-5
+
+
+def test_cupy_precision_switch_picks_the_version():
+    if kernels.why_unavailable("cupy") is not None:
+        pytest.skip(f"backend 'cupy' unavailable: {kernels.why_unavailable('cupy')}")
+    conv = _module("cupy", "conv")
+    with pytest.raises(ValueError, match="conv2d_forward: version 2 .* float32 only"):
+        x = conv.runtime.xp.ones((1, 1, 3, 3))
+        conv.conv2d_forward(x, x, None, (1, 1), (0, 0), (1, 1), version=2)
+    with pytest.raises(ValueError, match="tf32"):
+        conv.set_precision("fp16")

@@ -61,24 +61,13 @@ class CudaKernelError(RuntimeError):
 
 
 def empty(shape, dtype):
-    """An uninitialised contiguous array; NaN-filled while kernels.debug.poison
-    is on, so that unwritten elements fail the tests."""
-    dtype = np.dtype(dtype)
-    if debug.poison:
-        bad = np.nan if dtype.kind == "f" else np.iinfo(dtype).min
-        return xp.full(tuple(shape), bad, dtype=dtype)
-    return xp.empty(tuple(shape), dtype=dtype)
+    """An uninitialised contiguous array (NaN-poisoned in the tests)."""
+    return debug.empty(xp, shape, dtype)
 
 
 def address(a):
     """The raw address of array `a`'s first element (for pointer tables)."""
     return a.ctypes.data if EMULATE else a.data.ptr
-
-
-def require_contiguous(op, *arrays):
-    for a in arrays:
-        if a is not None and not a.flags.c_contiguous:
-            raise ValueError(f"{op}: expected C-contiguous arrays (got strides {a.strides})")
 
 
 _SCALARS = {np.dtype(t): c for t, c in (

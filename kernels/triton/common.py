@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 
+from ..launch_checks import cdiv, next_pow2, require_contiguous  # noqa: F401 - re-exported
+
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 SIMULATED = INTERPRET  # the name kernels/gpu_backend.py reads
 
@@ -56,28 +58,9 @@ def address(a):
 
 
 def empty(shape, dtype):
-    """An uninitialised contiguous array; NaN-filled while kernels.debug.poison
-    is on, so that unwritten elements fail the tests."""
+    """An uninitialised contiguous array (NaN-poisoned in the tests)."""
     from .. import debug
-    dtype = np.dtype(dtype)
-    if debug.poison:
-        bad = np.nan if dtype.kind == "f" else np.iinfo(dtype).min
-        return xp.full(tuple(shape), bad, dtype=dtype)
-    return xp.empty(tuple(shape), dtype=dtype)
-
-
-def require_contiguous(op, *arrays):
-    for a in arrays:
-        if a is not None and not a.flags.c_contiguous:
-            raise ValueError(f"{op}: expected C-contiguous arrays (got strides {a.strides})")
-
-
-def cdiv(a, b):
-    return -(-a // b)
-
-
-def next_pow2(n):
-    return 1 << max(0, int(n) - 1).bit_length()
+    return debug.empty(xp, shape, dtype)
 
 
 def _fix_interpreter_loops():

@@ -17,7 +17,8 @@ _ewise_kernel (one kernel for copy_, cast, contiguous, add/sub/mul/div, neg)
     coordinates of the (coalesced) output shape and dots them with every
     input's element strides. Broadcasting is nothing more than stride 0 on a
     broadcast dimension, so binary ops and strided copies are the same
-    index arithmetic. Before launching, the launcher
+    index arithmetic. Before launching, the launcher (with the host-side
+    planning of kernels/strided.py, shared with the CUDA backend)
       - drops size-1 dimensions and merges neighbouring dimensions that are
         contiguous with respect to each other in every operand (the
         TensorIterator trick), so a contiguous copy or a same-shape add is
@@ -81,12 +82,13 @@ import numpy as np
 import triton
 import triton.language as tl
 
+from .. import strided
 from . import common
 from .common import cdiv, empty, ptr, require_contiguous, xp
 
 # Elements per program (see the end of the docstring).
 BLOCK = 8192 if common.INTERPRET else 1024
-MAX_RANK = 6
+MAX_RANK = strided.MAX_RANK  # dims after coalescing (kernels/strided.py)
 
 _OPS = {"copy": 0, "add": 1, "sub": 2, "mul": 3, "div": 4, "neg": 5}
 _ACTS = {"leaky_relu": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
@@ -315,17 +317,6 @@ def _random_kernel(out_ptr, n, seed, offset, p0_bits, p1_bits, top_bits, below_b
 
 
 # ============================================================= launchers
-def _bits(value, dtype):
-    """`value` stored in `dtype`, as the signed integer with the same bits."""
-    dtype = np.dtype(dtype)
-    ity = {8: np.int64, 4: np.int32, 2: np.int16, 1: np.int8}[dtype.itemsize]
-    return int(np.array(value, dtype=dtype).view(ity))
-
-
-def _f64_bits(value):
-    return _bits(float(value), np.float64)
-
-
 def _grid(n):
     return (cdiv(n, BLOCK),)
 
@@ -335,25 +326,8 @@ def fill_(a, value):
     require_contiguous("fill_", a)
     n = a.size
     if n:
-        _fill_kernel[_grid(n)](ptr(a), n, _bits(value, a.dtype), BLOCK=BLOCK)
+        _fill_kernel[_grid(n)](ptr(a), n, strided.bits(value, a.dtype), BLOCK=BLOCK)
     return a
-
-
-def _pointer_view(a):
-    """(view, base, element strides) for a possibly negatively strided `a`.
-
-    The view starts at `a`'s lowest address (its negative-stride dimensions
-    flipped) so that torch accepts it; element (c_k) of `a` lies at
-    base + sum(c_k * strides[k]) elements from that view's start."""
-    item = a.dtype.itemsize
-    if any(s % item for s in a.strides):
-        raise ValueError(f"strides {a.strides} are not multiples of the item size {item}")
-    strides = [s // item for s in a.strides]
-    base = 0
-    if any(s < 0 for s in strides):
-        base = sum((n - 1) * -s for n, s in zip(a.shape, strides) if s < 0)
-        a = a[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in strides)]
-    return a, base, strides
 
 
 def _address(a):
@@ -370,57 +344,30 @@ def _src_ptr(a):
     return ptr(a)
 
 
-def _coalesce(shape, strides_list):
-    """Drop size-1 dims and merge neighbours contiguous in every operand.
-
-    Returns (dims, [strides per operand]), both listed innermost first. The
-    output's linear index order is unchanged, so a contiguous output needs
-    no strides at all."""
-    dims, out = [], [[] for _ in strides_list]
-    for k in reversed(range(len(shape))):
-        extent = shape[k]
-        if extent == 1:
-            continue
-        if dims and all(st[k] == o[-1] * dims[-1] for st, o in zip(strides_list, out)):
-            dims[-1] *= extent
-        else:
-            dims.append(extent)
-            for st, o in zip(strides_list, out):
-                o.append(st[k])
-    if not dims:
-        dims, out = [1], [[0] for _ in strides_list]
-    return dims, out
-
-
 def _launch_ewise(op, out, a, b=None):
     """out[...] = op(a, b), out contiguous, a and b broadcastable to out."""
     shape = tuple(out.shape)
     n = out.size
     if n == 0:
         return out
-    a_view, a_base, a_st = _pointer_view(xp.broadcast_to(a, shape))
+    a_view, a_base, a_st = strided.pointer_view(xp.broadcast_to(a, shape))
     if b is None:
         b_view, b_base, b_st = a_view, 0, [0] * len(shape)
     else:
-        b_view, b_base, b_st = _pointer_view(xp.broadcast_to(b, shape))
+        b_view, b_base, b_st = strided.pointer_view(xp.broadcast_to(b, shape))
     if b is not None and _address(a_view) == _address(b_view):
         # Same start address: hand Triton one object. (The interpreter keys
         # the arrays it syncs by address and fails on two different extents.)
         b_view = a_view
-    dims, (sa, sb) = _coalesce(shape, [a_st, b_st])
-    rank = len(dims)
-    if rank > MAX_RANK:  # rare: one launch per index of the outermost dimension
+    plan = strided.plan_gather(shape, [(a_base, a_st), (b_base, b_st)])
+    if plan is None:  # rare: one launch per index of the outermost dimension
         a_full = xp.broadcast_to(a, shape)
         b_full = None if b is None else xp.broadcast_to(b, shape)
         for i in range(shape[0]):
             _launch_ewise(op, out[i], a_full[i], None if b is None else b_full[i])
         return out
-    dims = dims + [1] * (MAX_RANK - rank)
-    sa = sa + [0] * (MAX_RANK - rank)
-    sb = sb + [0] * (MAX_RANK - rank)
+    rank, dims, (sa, sb), span = plan
     # Largest index or element offset the kernel forms: int32 unless it overflows.
-    span = max(n, a_base + sum(abs(s) * (d - 1) for s, d in zip(sa, dims)),
-               b_base + sum(abs(s) * (d - 1) for s, d in zip(sb, dims)))
     int64 = span + BLOCK >= 2**31
     _ewise_kernel[_grid(n)](
         ptr(out), _src_ptr(a_view), _src_ptr(b_view), n, a_base, b_base,
@@ -467,7 +414,7 @@ def _contig(a):
 def activation_forward(name, x, *args):
     """y = act(x) for leaky_relu (args: negative_slope), relu, tanh, sigmoid."""
     x = _contig(x)
-    slope = _f64_bits(args[0]) if name == "leaky_relu" else 0
+    slope = strided.f64_bits(args[0]) if name == "leaky_relu" else 0
     y = empty(x.shape, x.dtype)
     if x.size:
         _act_fwd_kernel[_grid(x.size)](ptr(x), ptr(y), x.size, slope, ACT=_ACTS[name],
@@ -478,7 +425,7 @@ def activation_forward(name, x, *args):
 def activation_backward(name, dy, saved, *args):
     """dx from dy and the saved array: x for leaky_relu/tanh/sigmoid, y for relu."""
     dy, saved = _contig(dy), _contig(saved)
-    slope = _f64_bits(args[0]) if name == "leaky_relu" else 0
+    slope = strided.f64_bits(args[0]) if name == "leaky_relu" else 0
     dx = empty(dy.shape, dy.dtype)
     if dy.size:
         _act_bwd_kernel[_grid(dy.size)](ptr(dy), ptr(saved), ptr(dx), dy.size, slope,
@@ -490,9 +437,9 @@ def _random(shape, dtype, seed, offset, normal, p0, p1, top, below):
     out = empty(shape, dtype)
     n = out.size
     if n:
-        _random_kernel[_grid(n)](ptr(out), n, int(seed), int(offset), _f64_bits(p0),
-                                 _f64_bits(p1), _f64_bits(top), _f64_bits(below),
-                                 NORMAL=normal, BLOCK=BLOCK)
+        f64 = strided.f64_bits
+        _random_kernel[_grid(n)](ptr(out), n, int(seed), int(offset), f64(p0), f64(p1),
+                                 f64(top), f64(below), NORMAL=normal, BLOCK=BLOCK)
     return out
 
 
@@ -504,11 +451,5 @@ def random_normal(shape, mean, std, dtype, seed, offset):
 def random_uniform(shape, low, high, dtype, seed, offset):
     """U[low, high) samples; element k uses Philox counter offset + k."""
     low, high = float(low), float(high)
-    dtype = np.dtype(dtype)
-    if high > low:
-        top = np.asarray(high, dtype=dtype)
-        below = np.nextafter(top, np.asarray(low, dtype=dtype))
-        top, below = float(top), float(below)
-    else:  # degenerate interval: no clamp
-        top, below = float("inf"), 0.0
+    top, below = strided.uniform_bounds(low, high, dtype)
     return _random(shape, dtype, seed, offset, False, low, high - low, top, below)

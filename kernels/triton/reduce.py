@@ -1,6 +1,7 @@
 """Sum and mean over any set of axes, deterministic.
 
-The plan. A reduction over a set of axes is a sequence of passes, one per run
+The plan (kernels/strided.py's reduction_plan, shared with the CUDA
+backend). A reduction over a set of axes is a sequence of passes, one per run
 of *consecutive* reduced axes (their extents multiply into one), from the last
 run to the first so that the earlier axes keep their positions. A pass sees
 its contiguous input as a 3-D view (outer, R, inner) and reduces R; no
@@ -39,11 +40,10 @@ per program, not per element); results depend on the tile sizes only
 through rounding.
 """
 
-import math
-
 import triton
 import triton.language as tl
 
+from .. import strided
 from . import common
 from .common import cdiv, empty, next_pow2, ptr
 from .elementwise import contiguous
@@ -164,39 +164,18 @@ def _pass(x, outer, R, inner, divisor, allow_split=True):
     return _pass(dst, outer, n_chunks, inner, divisor, allow_split=False)
 
 
-def _runs(axes):
-    """Group sorted axes into runs of consecutive ones: (0, 2, 3) -> [[0], [2, 3]]."""
-    runs = []
-    for ax in axes:
-        if runs and ax == runs[-1][-1] + 1:
-            runs[-1].append(ax)
-        else:
-            runs.append([ax])
-    return runs
-
-
 def _reduce(a, axis, keepdims, mean):
     if axis is not None and len(axis) == 0:
         return contiguous(a)  # nothing to reduce, but still a new array
     if not a.flags.c_contiguous:
         a = contiguous(a)
-    nd = a.ndim
-    axes = tuple(range(nd)) if axis is None else tuple(sorted({int(ax) % nd for ax in axis}))
-    shape = list(a.shape)
-    kept = tuple(1 if k in axes else n for k, n in enumerate(shape))
-    final_shape = kept if keepdims else tuple(n for k, n in enumerate(shape) if k not in axes)
-    if not axes:  # 0-d input with axis=None
+    passes, final_shape, count = strided.reduction_plan(a.shape, axis, keepdims)
+    if not passes:  # 0-d input with axis=None
         return contiguous(a).reshape(final_shape)
-    count = math.prod(shape[k] for k in axes)
-    runs = _runs(axes)
     cur = a
-    for j, run in reversed(list(enumerate(runs))):
-        lo, hi = run[0], run[-1]
-        outer = math.prod(shape[:lo])
-        R = math.prod(shape[lo:hi + 1])
-        inner = math.prod(shape[hi + 1:])
-        cur = _pass(cur, outer, R, inner, count if (mean and j == 0) else None)
-        shape = shape[:lo] + shape[hi + 1:]
+    for j, (outer, R, inner) in enumerate(passes):
+        last = j == len(passes) - 1
+        cur = _pass(cur, outer, R, inner, count if (mean and last) else None)
     return cur.reshape(final_shape)
 
 

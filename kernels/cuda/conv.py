@@ -1,0 +1,236 @@
+"""Convolution (conv2d forward, input, weight and bias gradients) as CUDA C
+kernels: launchers for conv.cu.
+
+Same public API, shapes, checks and algorithms as kernels/triton/conv.py
+(whose docstring derives them): implicit GEMMs with no im2col buffer, the
+input gradient split by stride phase (one GEMM per phase over only the taps
+that reach it, all phases in one launch, no zero-stuffing), the weight
+gradient split-K into an (S, K, C*KH*KW) workspace summed by a fixed-order
+reduce kernel, and a fixed-order bias gradient. No atomics anywhere: results
+are bitwise reproducible. conv.cu's header says what each kernel does.
+
+Versions (issue #5). Each GEMM has two main loops in conv.cu:
+  1  shared-memory tiled SIMT GEMM, float32 and float64, exact fp32/fp64
+     arithmetic;
+  2  TF32 tensor cores (mma.sync m16n8k8), float32 only: inputs rounded to
+     TF32 (10-bit mantissa), products exact, sums in fp32.
+PRECISION ("ieee", the default, or "tf32"; env NN_CUPY_PRECISION, or
+set_precision) picks version 2 for float32 under "tf32" and version 1
+otherwise, as the Triton backend's DOT_PRECISION does for tl.dot. Every
+public function also takes a keyword-only `version` (1 or 2, None = by
+PRECISION) so tests and benchmarks can pick one; version 2 with float64 is a
+ValueError naming the op. The bias gradient is no GEMM and has one kernel;
+it accepts `version` with the same checks, for a uniform API.
+
+Tile shapes. Both versions use 64 x 64 output tiles (BK = 16 reduction
+elements per step), or 128 x 8 tiles when the GEMM has at most NARROW_MAX
+columns (a 3-channel image's input gradient, a conv with <= 8 output
+channels), where a 64-wide tile would spend most of its work on masked
+columns. The split-K factor S of the weight gradient is
+launch_checks.splitk over those tiles: a pure function of the shapes (and so
+the same for both versions).
+"""
+
+import math
+import os
+
+import numpy as np
+
+from . import runtime
+from ..launch_checks import (INT32_LIMIT, cdiv, check_arrays, check_hw, check_ndim, check_pairs,
+                             chunked, fail, splitk)
+
+PRECISION = os.environ.get("NN_CUPY_PRECISION", "ieee")
+if PRECISION not in ("ieee", "tf32"):
+    raise ValueError(f"NN_CUPY_PRECISION must be 'ieee' or 'tf32', got {PRECISION!r}")
+
+
+def set_precision(precision):
+    """'ieee' (exact fp32, version 1) or 'tf32' (tensor cores, version 2) for
+    float32 convolutions; read at launch time. float64 is always exact."""
+    global PRECISION
+    if precision not in ("ieee", "tf32"):
+        raise ValueError(f"precision must be 'ieee' or 'tf32', got {precision!r}")
+    PRECISION = precision
+
+
+BK = 16             # reduction elements per GEMM step (conv.cu's Tile::BK)
+NARROW_MAX = 8      # GEMMs with at most this many columns use the 128 x 8 tile
+REDUCE_BLOCK = 256  # threads of splitk_reduce and conv2d_bgrad
+# (BM, BN, threads) of each version's tiles, keyed by (version, BN): conv.cu's
+# SimtTile<BN> and MmaTile<BN>.
+TILES = {(1, 64): (64, 64, 256), (1, 8): (128, 8, 128),
+         (2, 64): (64, 64, 128), (2, 8): (128, 8, 128)}
+_CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+
+def _names():
+    names = []
+    for base in ("conv2d_fwd", "conv2d_dgrad", "conv2d_wgrad"):
+        for bn in (64, 8):
+            names += [f"{base}_v1<float, {bn}>", f"{base}_v1<double, {bn}>", f"{base}_v2<{bn}>"]
+    return names + ["splitk_reduce<float>", "splitk_reduce<double>",
+                    "conv2d_bgrad<float>", "conv2d_bgrad<double>"]
+
+
+MODULE = runtime.Module("conv.cu", _names())
+
+
+def _version(op, dtype, version):
+    """The version to run: `version` if given (checked), else by PRECISION."""
+    if version is None:
+        return 2 if dtype == np.float32 and PRECISION == "tf32" else 1
+    if isinstance(version, bool) or version not in (1, 2):
+        fail(op, f"version must be 1, 2 or None, got {version!r}")
+    if version == 2 and dtype != np.float32:
+        fail(op, f"version 2 (TF32 tensor cores) is float32 only, got {dtype}")
+    return int(version)
+
+
+def _gemm(base, dtype, version, cols):
+    """(kernel name, BM, BN, threads) for a GEMM with `cols` output columns."""
+    bn = 8 if cols <= NARROW_MAX else 64
+    BM, BN, threads = TILES[(version, bn)]
+    if version == 1:
+        name = f"{base}_v1<{_CTYPE[np.dtype(dtype)]}, {bn}>"
+    else:
+        name = f"{base}_v2<{bn}>"
+    return name, BM, BN, threads
+
+
+def _grid(op, gx, gy, gz):
+    if gx >= INT32_LIMIT or gy > 65535 or gz > 65535:
+        fail(op, f"grid ({gx}, {gy}, {gz}) exceeds CUDA's limits")
+    return (gx, gy, gz)
+
+
+def _i32(*v):
+    return tuple(np.int32(e) for e in v)
+
+
+def conv2d_forward(x, w, b, stride, padding, dilation, *, version=None):
+    """y = conv2d(x, w) + b: x (N, C, H, W), w (K, C, KH, KW), b (K,) or None."""
+    op = "conv2d_forward"
+    check_ndim(op, "x", x, 4)
+    check_ndim(op, "w", w, 4)
+    dtype = check_arrays(op, x=x, w=w, b=b)
+    (sh, sw), (ph, pw), (dh, dw) = check_pairs(op, stride, padding, dilation)
+    v = _version(op, dtype, version)
+    N, C, H, W = x.shape
+    K, Cw, KH, KW = w.shape
+    if Cw != C:
+        fail(op, f"w has {Cw} input channels but x has {C} (x {tuple(x.shape)}, "
+                  f"w {tuple(w.shape)})")
+    if b is not None and tuple(b.shape) != (K,):
+        fail(op, f"b must have shape ({K},), got {tuple(b.shape)}")
+    OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
+    if OH < 1 or OW < 1:
+        fail(op, f"output would be {OH}x{OW}: the kernel {KH}x{KW} with dilation {(dh, dw)} "
+                  f"is larger than the input {H}x{W} with padding {(ph, pw)}")
+    if N * K * OH * OW >= INT32_LIMIT:
+        fail(op, f"output has {N * K * OH * OW} elements; int32 indexing allows < 2**31")
+    y = runtime.empty((N, K, OH, OW), dtype)
+    M = N * OH * OW
+    if M == 0 or K == 0:
+        return y
+    # (C == 0 still launches: the GEMM has no reduction steps and writes b, or 0.)
+    name, BM, BN, threads = _gemm("conv2d_fwd", dtype, v, K)
+    MODULE.launch(name, _grid(op, cdiv(M, BM), cdiv(K, BN), 1), (threads,),
+                  (x, w, b, y) + _i32(N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw))
+    return y
+
+
+def conv2d_backward_input(dy, w, input_hw, stride, padding, dilation, *, version=None):
+    """dx (N, C, *input_hw), the gradient of conv2d w.r.t. x; dy (N, K, OH, OW).
+
+    Also the transposed conv's forward (input_hw its output size), so it is
+    right for any stride, padding, dilation and input_hw: input pixels no tap
+    reaches get 0."""
+    op = "conv2d_backward_input"
+    check_ndim(op, "dy", dy, 4)
+    check_ndim(op, "w", w, 4)
+    dtype = check_arrays(op, dy=dy, w=w)
+    (sh, sw), (ph, pw), (dh, dw) = check_pairs(op, stride, padding, dilation)
+    H, W = check_hw(op, "input_hw", input_hw)
+    v = _version(op, dtype, version)
+    N, K, OH, OW = dy.shape
+    Kw, C, KH, KW = w.shape
+    if Kw != K:
+        fail(op, f"w has {Kw} output channels but dy has {K} (dy {tuple(dy.shape)}, "
+                  f"w {tuple(w.shape)})")
+    if N * C * H * W >= INT32_LIMIT:
+        fail(op, f"dx has {N * C * H * W} elements; int32 indexing allows < 2**31")
+    dx = runtime.empty((N, C, H, W), dtype)
+    M = N * cdiv(H, sh) * cdiv(W, sw)  # the largest phase
+    if M == 0 or C == 0:
+        return dx
+    # Phase (qh, qw)'s taps solve kh*dh = qh + ph (mod sh): conv.cu needs
+    # g = gcd(dh, sh) and the inverse of dh/g modulo sh/g (0 when sh/g = 1).
+    gh, gw = math.gcd(dh, sh), math.gcd(dw, sw)
+    inv_h, inv_w = pow(dh // gh, -1, sh // gh), pow(dw // gw, -1, sw // gw)
+    name, BM, BN, threads = _gemm("conv2d_dgrad", dtype, v, C)
+    MODULE.launch(name, _grid(op, cdiv(M, BM), cdiv(C, BN), sh * sw), (threads,),
+                  (dy, w, dx) + _i32(N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,
+                                     gh, gw, inv_h, inv_w))
+    return dx
+
+
+def conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation, *, splits=None,
+                           version=None):
+    """dw (K, C, *kernel_hw), the gradient of conv2d w.r.t. w.
+
+    OH, OW are dy's: they may be smaller than x would give (the transposed
+    conv's weight gradient passes such a pair); taps off x read zero.
+    `splits` forces the split-K factor S (for tests); None uses the heuristic.
+    """
+    op = "conv2d_backward_weight"
+    check_ndim(op, "dy", dy, 4)
+    check_ndim(op, "x", x, 4)
+    dtype = check_arrays(op, dy=dy, x=x)
+    (sh, sw), (ph, pw), (dh, dw) = check_pairs(op, stride, padding, dilation)
+    KH, KW = check_hw(op, "kernel_hw", kernel_hw)
+    v = _version(op, dtype, version)
+    N, K, OH, OW = dy.shape
+    Nx, C, H, W = x.shape
+    if Nx != N:
+        fail(op, f"dy has batch {N} but x has {Nx} (dy {tuple(dy.shape)}, x {tuple(x.shape)})")
+    R, P = C * KH * KW, N * OH * OW
+    if K * R >= INT32_LIMIT:
+        fail(op, f"dw has {K * R} elements; int32 indexing allows < 2**31")
+    grad_w = runtime.empty((K, C, KH, KW), dtype)  # not `dw`: that is the dilation
+    if K == 0 or R == 0:
+        return grad_w
+    name, BM, BN, threads = _gemm("conv2d_wgrad", dtype, v, R)
+    tiles = cdiv(K, BM) * cdiv(R, BN)
+    if splits is None:
+        S, chunk = splitk(P, tiles, BK)
+    else:
+        S, chunk = chunked(P, max(1, int(splits)), BK)
+    if S * K * R >= INT32_LIMIT:
+        fail(op, f"split-K workspace of {S * K * R} elements; int32 indexing allows < 2**31")
+    out = grad_w if S == 1 else runtime.empty((S, K, R), dtype)
+    MODULE.launch(name, _grid(op, cdiv(K, BM), cdiv(R, BN), S), (threads,),
+                  (dy, x, out) + _i32(N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,
+                                      chunk))
+    if S > 1:
+        L = K * R
+        MODULE.launch(f"splitk_reduce<{_CTYPE[np.dtype(dtype)]}>",
+                      (cdiv(L, REDUCE_BLOCK),), (REDUCE_BLOCK,), (out, grad_w) + _i32(S, L))
+    return grad_w
+
+
+def conv2d_backward_bias(dy, *, version=None):
+    """db (K,): dy (N, K, OH, OW) summed over N, OH and OW (one kernel for
+    both versions; `version` is checked as elsewhere)."""
+    op = "conv2d_backward_bias"
+    check_ndim(op, "dy", dy, 4)
+    dtype = check_arrays(op, dy=dy)
+    _version(op, dtype, version)
+    N, K, OH, OW = dy.shape
+    db = runtime.empty((K,), dtype)
+    if K == 0:
+        return db
+    MODULE.launch(f"conv2d_bgrad<{_CTYPE[np.dtype(dtype)]}>", (K,), (REDUCE_BLOCK,),
+                  (dy, db) + _i32(N, K, OH * OW))
+    return db
