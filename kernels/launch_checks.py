@@ -45,6 +45,18 @@ def chunked(P, S, block_p):
     return max(1, cdiv(P, chunk)), chunk
 
 
+def splitk_plan(op, P, K, R, tiles, block_p, splits=None):
+    """(S, CHUNK) for a split-K weight gradient with a (S, K, R) workspace:
+    the heuristic `splitk`, or `splits` forced (tests), checked for int32."""
+    if splits is None:
+        S, chunk = splitk(P, tiles, block_p)
+    else:
+        S, chunk = chunked(P, max(1, int(splits)), block_p)
+    if S * K * R >= INT32_LIMIT:
+        fail(op, f"split-K workspace of {S * K * R} elements; int32 indexing allows < 2**31")
+    return S, chunk
+
+
 def fail(op, msg):
     raise ValueError(f"{op}: {msg}")
 

@@ -57,9 +57,9 @@ def seed(request):
 def pytest_terminal_summary(terminalreporter):
     if not WORST:
         return
-    terminalreporter.section("worst relative error per op (ours vs torch float64)")
-    for (op, dt, kind), err in sorted(WORST.items()):
-        terminalreporter.write_line(f"{op:34s} {dt:8s} {kind:5s} {err:.2e}")
+    terminalreporter.section("worst relative error per backend and op (ours vs torch float64)")
+    for (backend, op, dt, kind), err in sorted(WORST.items()):
+        terminalreporter.write_line(f"{backend:7s} {op:38s} {dt:8s} {kind:5s} {err:.2e}")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -18,7 +18,7 @@ import torch
 import nn
 
 TOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
-WORST = {}  # (op, dtype name, "fwd"/"grad") -> worst relative error seen
+WORST = {}  # (backend, op, dtype name, "fwd"/"grad") -> worst relative error seen
 
 
 def rel_error(ours, ref):
@@ -28,8 +28,9 @@ def rel_error(ours, ref):
     return diff / denom if denom > 0 else diff
 
 
-def _record(op, dtype, kind, err):
-    key = (op, np.dtype(dtype).name, kind)
+def record_worst(op, dtype, kind, err):
+    """Keep the worst error per (active backend, op, dtype, kind) for the summary."""
+    key = (nn.get_backend(), op, np.dtype(dtype).name, kind)
     WORST[key] = max(WORST.get(key, 0.0), float(err))
 
 
@@ -63,7 +64,7 @@ def helper_test_op(shapes, fn, *, dtype, seed, vals=None, low=-2.0, high=2.0,
         assert np.isfinite(ours).all() or not np.isfinite(t.detach().numpy()).all(), \
             f"{op}: non-finite output (unwritten elements are NaN-poisoned)"
         err = rel_error(ours, t.detach().numpy())
-        _record(op, dtype, "fwd", err)
+        record_worst(op, dtype, "fwd", err)
         assert err <= tol, f"{op} forward ({dtype}): relative error {err:.3e} > {tol:.0e}"
 
     if not any(needs):
@@ -81,7 +82,7 @@ def helper_test_op(shapes, fn, *, dtype, seed, vals=None, low=-2.0, high=2.0,
         assert o.grad.dtype == dtype, f"{op}: gradient {k} has dtype {o.grad.dtype}"
         ref = t.grad.numpy() if t.grad is not None else np.zeros(t.shape)
         err = rel_error(o.grad.numpy(), ref)
-        _record(op, dtype, "grad", err)
+        record_worst(op, dtype, "grad", err)
         assert err <= tol, (f"{op} gradient of input {k} ({dtype}): relative error "
                             f"{err:.3e} > {tol:.0e}")
     return [o.numpy() for o in o_outs], [t.detach().numpy() for t in t_outs]

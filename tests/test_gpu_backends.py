@@ -226,3 +226,46 @@ def test_cupy_precision_switch_picks_the_version():
         conv.conv2d_forward(x, x, None, (1, 1), (0, 0), (1, 1), version=2)
     with pytest.raises(ValueError, match="tf32"):
         conv.set_precision("fp16")
+
+
+# ------------------------------------- fused batch norm + activation (both GPU backends)
+@pytest.mark.parametrize("activation,slope", [("relu", 0.0), ("leaky_relu", 0.2),
+                                              ("leaky_relu", -0.3)])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(5, 3, 7, 9), (37, 2, 1, 1), (1, 1, 2, 3)])
+def test_fused_batch_norm_activation_matches_bn_then_activation(gpu_backend, activation, slope,
+                                                                training, shape, dtype, seed):
+    """batchnorm.train/eval_forward(..., activation=...) and backward(..., activation=...)
+    against the NumPy backend's batch norm followed by the activation, with a
+    random upstream gradient; the running statistics are updated alike."""
+    bn, gb, ref = _module(gpu_backend, "batchnorm"), kernels.get_backend(gpu_backend), \
+        kernels.get_backend("numpy")
+    rng = np.random.default_rng(seed)
+    C = shape[1]
+    x, dy = rng.uniform(-2, 2, shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
+    w, b = rng.uniform(0.5, 1.5, C).astype(dtype), rng.uniform(-0.5, 0.5, C).astype(dtype)
+    rm, rv = rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype)
+    dev = lambda a: gb.to_device(a, dtype)  # noqa: E731
+    d_rm, d_rv, h_rm, h_rv = dev(rm), dev(rv), rm.copy(), rv.copy()
+    if training:
+        y, mean, invstd = bn.train_forward(dev(x), dev(w), dev(b), d_rm, d_rv, 0.1, 1e-5,
+                                           activation=activation, negative_slope=slope)
+        z, r_mean, r_invstd = ref.batch_norm_train_forward(x, w, b, h_rm, h_rv, 0.1, 1e-5)
+    else:
+        y, mean, invstd = bn.eval_forward(dev(x), dev(w), dev(b), d_rm, d_rv, 1e-5,
+                                          activation=activation, negative_slope=slope)
+        z, r_mean, r_invstd = ref.batch_norm_eval_forward(x, w, b, h_rm, h_rv, 1e-5)
+    if activation == "relu":
+        want_y, dz = ref.relu_forward(z), None
+        dz = ref.relu_backward(dy, want_y)
+    else:
+        want_y = ref.leaky_relu_forward(z, slope)
+        dz = ref.leaky_relu_backward(dy, z, slope)
+    want = ref.batch_norm_backward(dz, x, w, r_mean, r_invstd, training)
+    got = bn.backward(dev(dy), dev(x), dev(w), mean, invstd, training, bias=dev(b),
+                      activation=activation, negative_slope=slope)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert rel_error(gb.to_host(y), want_y) <= tol
+    for name, ours, theirs in zip(("dx", "dweight", "dbias"), got, want):
+        assert rel_error(gb.to_host(ours), theirs) <= tol, name
+    assert rel_error(gb.to_host(d_rm), h_rm) <= tol and rel_error(gb.to_host(d_rv), h_rv) <= tol

@@ -35,7 +35,7 @@ import nn
 from dcgan.models import build_discriminator, build_generator
 from dcgan.trainer import train_step
 from torch_dcgan_init import dcgan_weights_init
-from helpers import WORST, dcgan_image_size, rel_error
+from helpers import dcgan_image_size, record_worst, rel_error
 
 NZ, NGF, NDF, NC, BATCH, STEPS = 8, 4, 4, 1, 4, 10
 
@@ -181,8 +181,7 @@ def _train_and_compare(dtype, seed, logits):
                 worst["adam"] = max(worst["adam"], err)
                 assert err <= rel_tol, f"{net}.{name} {k}: relative error {err:.2e}"
     for k, v in worst.items():  # shown in the session summary (conftest)
-        key = (f"dcgan 10 steps{' logits' if logits else ''}: {k}", dtype.name, "train")
-        WORST[key] = max(WORST.get(key, 0.0), v)
+        record_worst(f"dcgan 10 steps{' logits' if logits else ''}: {k}", dtype, "train", v)
     return worst
 
 

@@ -84,6 +84,7 @@ def _check(op, x, dy=None, **per_channel):
 
 
 def _act_code(activation):
+    """The kernels' code for activation None, "relu" or "leaky_relu"."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; expected 'relu' or 'leaky_relu'")
     return ACTIVATIONS[activation]
@@ -101,7 +102,13 @@ def _normalize(t, x, mean, invstd, weight, bias, act, slope):
     return y
 
 
-def _train_forward(x, weight, bias, running_mean, running_var, momentum, eps, act, slope):
+def train_forward(x, weight, bias, running_mean, running_var, momentum, eps, activation=None,
+                  negative_slope=0.0):
+    """(y, save_mean, save_invstd) from the batch statistics; updates
+    running_mean / running_var in place when given (torch's rule, unbiased
+    variance for running_var). With activation "relu" or "leaky_relu" (and
+    negative_slope) the normalize kernel applies it too: y = act(bn(x))."""
+    act, slope = _act_code(activation), negative_slope
     op = "batch_norm_train_forward"
     t, N, C, HW = _check(op, x, weight=weight, bias=bias, running_mean=running_mean,
                          running_var=running_var)
@@ -124,7 +131,11 @@ def _train_forward(x, weight, bias, running_mean, running_var, momentum, eps, ac
     return _normalize(t, x, mean, invstd, weight, bias, act, slope), mean, invstd
 
 
-def _eval_forward(x, weight, bias, running_mean, running_var, eps, act, slope):
+def eval_forward(x, weight, bias, running_mean, running_var, eps, activation=None,
+                 negative_slope=0.0):
+    """(y, mean, invstd) from the running statistics (mean and invstd are new
+    arrays), with an optional fused activation as in train_forward."""
+    act, slope = _act_code(activation), negative_slope
     op = "batch_norm_eval_forward"
     t, N, C, HW = _check(op, x, weight=weight, bias=bias, running_mean=running_mean,
                          running_var=running_var)
@@ -140,7 +151,15 @@ def _eval_forward(x, weight, bias, running_mean, running_var, eps, act, slope):
     return _normalize(t, x, mean, invstd, weight, bias, act, float(slope)), mean, invstd
 
 
-def _backward(dy, x, weight, bias, mean, invstd, training, act, slope):
+def backward(dy, x, weight, mean, invstd, training, bias=None, activation=None,
+             negative_slope=0.0):
+    """(dx, dweight, dbias); dweight and dbias are None when weight is.
+
+    With an activation, this is the backward of act(batch_norm(x)): dy is the
+    gradient of the activation's output, and the activation's gradient comes
+    from the sign of the BN output, recomputed from x, mean, invstd, weight
+    and bias (so bias is needed then)."""
+    act, slope = _act_code(activation), negative_slope
     op = "batch_norm_backward"
     t, N, C, HW = _check(op, x, dy, weight=weight, bias=bias, mean=mean, invstd=invstd)
     if mean is None or invstd is None:
@@ -172,46 +191,3 @@ def _backward(dy, x, weight, bias, mean, invstd, training, act, slope):
                       (dy, x, mean, invstd, weight, b_arg, coef, dx, _i32(x.size), _i32(C),
                        _i32(HW), _i32(1 if training else 0), _f64(slope)))
     return dx, dweight, dbias
-
-
-# ------------------------------------------------------------- public API
-def train_forward(x, weight, bias, running_mean, running_var, momentum, eps):
-    """(y, save_mean, save_invstd) from the batch statistics; updates
-    running_mean / running_var in place when given (torch's rule, unbiased
-    variance for running_var)."""
-    return _train_forward(x, weight, bias, running_mean, running_var, momentum, eps, 0, 0.0)
-
-
-def eval_forward(x, weight, bias, running_mean, running_var, eps):
-    """(y, mean, invstd) from the running statistics; mean and invstd are new arrays."""
-    return _eval_forward(x, weight, bias, running_mean, running_var, eps, 0, 0.0)
-
-
-def backward(dy, x, weight, mean, invstd, training):
-    """(dx, dweight, dbias); dweight and dbias are None when weight is."""
-    return _backward(dy, x, weight, None, mean, invstd, training, 0, 0.0)
-
-
-def train_forward_act(x, weight, bias, running_mean, running_var, momentum, eps, activation,
-                      negative_slope=0.0):
-    """train_forward followed by activation ("relu" or "leaky_relu" with
-    negative_slope) in the same normalize kernel: returns (act(y), save_mean,
-    save_invstd)."""
-    return _train_forward(x, weight, bias, running_mean, running_var, momentum, eps,
-                          _act_code(activation), negative_slope)
-
-
-def eval_forward_act(x, weight, bias, running_mean, running_var, eps, activation,
-                     negative_slope=0.0):
-    """eval_forward followed by the activation, in one normalize kernel."""
-    return _eval_forward(x, weight, bias, running_mean, running_var, eps,
-                         _act_code(activation), negative_slope)
-
-
-def backward_act(dy, x, weight, bias, mean, invstd, training, activation, negative_slope=0.0):
-    """Backward of act(batch_norm(x)): dy is the gradient of the activation's
-    output. The activation's gradient comes from the sign of the BN output,
-    recomputed from x, mean, invstd, weight and bias (so bias is needed here).
-    Returns (dx, dweight, dbias) like `backward`."""
-    return _backward(dy, x, weight, bias, mean, invstd, training, _act_code(activation),
-                     negative_slope)

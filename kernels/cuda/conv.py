@@ -31,14 +31,13 @@ launch_checks.splitk over those tiles: a pure function of the shapes (and so
 the same for both versions).
 """
 
-import math
 import os
 
 import numpy as np
 
 from . import runtime
-from ..launch_checks import (INT32_LIMIT, cdiv, check_arrays, check_hw, check_ndim, check_pairs,
-                             chunked, fail, splitk)
+from ..conv_geometry import check_backward_input, check_backward_weight, check_forward, phase_taps
+from ..launch_checks import INT32_LIMIT, cdiv, check_arrays, check_ndim, fail, splitk_plan
 
 PRECISION = os.environ.get("NN_CUPY_PRECISION", "ieee")
 if PRECISION not in ("ieee", "tf32"):
@@ -111,25 +110,9 @@ def _i32(*v):
 def conv2d_forward(x, w, b, stride, padding, dilation, *, version=None):
     """y = conv2d(x, w) + b: x (N, C, H, W), w (K, C, KH, KW), b (K,) or None."""
     op = "conv2d_forward"
-    check_ndim(op, "x", x, 4)
-    check_ndim(op, "w", w, 4)
-    dtype = check_arrays(op, x=x, w=w, b=b)
-    (sh, sw), (ph, pw), (dh, dw) = check_pairs(op, stride, padding, dilation)
+    dtype, shape = check_forward(op, x, w, b, stride, padding, dilation)
     v = _version(op, dtype, version)
-    N, C, H, W = x.shape
-    K, Cw, KH, KW = w.shape
-    if Cw != C:
-        fail(op, f"w has {Cw} input channels but x has {C} (x {tuple(x.shape)}, "
-                  f"w {tuple(w.shape)})")
-    if b is not None and tuple(b.shape) != (K,):
-        fail(op, f"b must have shape ({K},), got {tuple(b.shape)}")
-    OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
-    OW = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
-    if OH < 1 or OW < 1:
-        fail(op, f"output would be {OH}x{OW}: the kernel {KH}x{KW} with dilation {(dh, dw)} "
-                  f"is larger than the input {H}x{W} with padding {(ph, pw)}")
-    if N * K * OH * OW >= INT32_LIMIT:
-        fail(op, f"output has {N * K * OH * OW} elements; int32 indexing allows < 2**31")
+    N, K, OH, OW = shape.N, shape.K, shape.OH, shape.OW
     y = runtime.empty((N, K, OH, OW), dtype)
     M = N * OH * OW
     if M == 0 or K == 0:
@@ -137,7 +120,7 @@ def conv2d_forward(x, w, b, stride, padding, dilation, *, version=None):
     # (C == 0 still launches: the GEMM has no reduction steps and writes b, or 0.)
     name, BM, BN, threads = _gemm("conv2d_fwd", dtype, v, K)
     MODULE.launch(name, _grid(op, cdiv(M, BM), cdiv(K, BN), 1), (threads,),
-                  (x, w, b, y) + _i32(N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw))
+                  (x, w, b, y) + _i32(*shape))
     return y
 
 
@@ -148,31 +131,16 @@ def conv2d_backward_input(dy, w, input_hw, stride, padding, dilation, *, version
     right for any stride, padding, dilation and input_hw: input pixels no tap
     reaches get 0."""
     op = "conv2d_backward_input"
-    check_ndim(op, "dy", dy, 4)
-    check_ndim(op, "w", w, 4)
-    dtype = check_arrays(op, dy=dy, w=w)
-    (sh, sw), (ph, pw), (dh, dw) = check_pairs(op, stride, padding, dilation)
-    H, W = check_hw(op, "input_hw", input_hw)
+    dtype, shape = check_backward_input(op, dy, w, input_hw, stride, padding, dilation)
     v = _version(op, dtype, version)
-    N, K, OH, OW = dy.shape
-    Kw, C, KH, KW = w.shape
-    if Kw != K:
-        fail(op, f"w has {Kw} output channels but dy has {K} (dy {tuple(dy.shape)}, "
-                  f"w {tuple(w.shape)})")
-    if N * C * H * W >= INT32_LIMIT:
-        fail(op, f"dx has {N * C * H * W} elements; int32 indexing allows < 2**31")
+    N, C, H, W, sh, sw = shape.N, shape.C, shape.H, shape.W, shape.sh, shape.sw
     dx = runtime.empty((N, C, H, W), dtype)
     M = N * cdiv(H, sh) * cdiv(W, sw)  # the largest phase
     if M == 0 or C == 0:
         return dx
-    # Phase (qh, qw)'s taps solve kh*dh = qh + ph (mod sh): conv.cu needs
-    # g = gcd(dh, sh) and the inverse of dh/g modulo sh/g (0 when sh/g = 1).
-    gh, gw = math.gcd(dh, sh), math.gcd(dw, sw)
-    inv_h, inv_w = pow(dh // gh, -1, sh // gh), pow(dw // gw, -1, sw // gw)
     name, BM, BN, threads = _gemm("conv2d_dgrad", dtype, v, C)
     MODULE.launch(name, _grid(op, cdiv(M, BM), cdiv(C, BN), sh * sw), (threads,),
-                  (dy, w, dx) + _i32(N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,
-                                     gh, gw, inv_h, inv_w))
+                  (dy, w, dx) + _i32(*shape, *phase_taps(shape)))
     return dx
 
 
@@ -185,34 +153,19 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation, *, split
     `splits` forces the split-K factor S (for tests); None uses the heuristic.
     """
     op = "conv2d_backward_weight"
-    check_ndim(op, "dy", dy, 4)
-    check_ndim(op, "x", x, 4)
-    dtype = check_arrays(op, dy=dy, x=x)
-    (sh, sw), (ph, pw), (dh, dw) = check_pairs(op, stride, padding, dilation)
-    KH, KW = check_hw(op, "kernel_hw", kernel_hw)
+    dtype, shape = check_backward_weight(op, dy, x, kernel_hw, stride, padding, dilation)
     v = _version(op, dtype, version)
-    N, K, OH, OW = dy.shape
-    Nx, C, H, W = x.shape
-    if Nx != N:
-        fail(op, f"dy has batch {N} but x has {Nx} (dy {tuple(dy.shape)}, x {tuple(x.shape)})")
-    R, P = C * KH * KW, N * OH * OW
-    if K * R >= INT32_LIMIT:
-        fail(op, f"dw has {K * R} elements; int32 indexing allows < 2**31")
+    K, C, KH, KW = shape.K, shape.C, shape.KH, shape.KW
+    R, P = C * KH * KW, shape.N * shape.OH * shape.OW
     grad_w = runtime.empty((K, C, KH, KW), dtype)  # not `dw`: that is the dilation
     if K == 0 or R == 0:
         return grad_w
     name, BM, BN, threads = _gemm("conv2d_wgrad", dtype, v, R)
     tiles = cdiv(K, BM) * cdiv(R, BN)
-    if splits is None:
-        S, chunk = splitk(P, tiles, BK)
-    else:
-        S, chunk = chunked(P, max(1, int(splits)), BK)
-    if S * K * R >= INT32_LIMIT:
-        fail(op, f"split-K workspace of {S * K * R} elements; int32 indexing allows < 2**31")
+    S, chunk = splitk_plan(op, P, K, R, tiles, BK, splits)
     out = grad_w if S == 1 else runtime.empty((S, K, R), dtype)
     MODULE.launch(name, _grid(op, cdiv(K, BM), cdiv(R, BN), S), (threads,),
-                  (dy, x, out) + _i32(N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,
-                                      chunk))
+                  (dy, x, out) + _i32(*shape, chunk))
     if S > 1:
         L = K * R
         MODULE.launch(f"splitk_reduce<{_CTYPE[np.dtype(dtype)]}>",

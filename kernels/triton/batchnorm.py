@@ -379,6 +379,7 @@ def _check(op, x, *arrays):
 
 
 def _act_code(activation):
+    """The kernels' code for activation None, "relu" or "leaky_relu"."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; expected 'relu' or 'leaky_relu'")
     return ACTIVATIONS[activation]
@@ -396,7 +397,13 @@ def _normalize(x, mean, invstd, weight, bias, act, slope):
     return y
 
 
-def _train_forward(x, weight, bias, running_mean, running_var, momentum, eps, act, slope):
+def train_forward(x, weight, bias, running_mean, running_var, momentum, eps, activation=None,
+                  negative_slope=0.0):
+    """(y, save_mean, save_invstd) from the batch statistics; updates
+    running_mean / running_var in place when given (torch's rule, unbiased
+    variance for running_var). With activation "relu" or "leaky_relu" (and
+    negative_slope) the normalize kernel applies it too: y = act(bn(x))."""
+    act, slope = _act_code(activation), negative_slope
     N, C, HW = _check("batch_norm_train_forward", x, weight, bias, running_mean, running_var)
     M = N * HW
     block, chunk, nchunk = _split(M, C)
@@ -418,7 +425,11 @@ def _train_forward(x, weight, bias, running_mean, running_var, momentum, eps, ac
     return _normalize(x, mean, invstd, weight, bias, act, slope), mean, invstd
 
 
-def _eval_forward(x, weight, bias, running_mean, running_var, eps, act, slope):
+def eval_forward(x, weight, bias, running_mean, running_var, eps, activation=None,
+                 negative_slope=0.0):
+    """(y, mean, invstd) from the running statistics (mean and invstd are new
+    arrays), with an optional fused activation as in train_forward."""
+    act, slope = _act_code(activation), negative_slope
     N, C, HW = _check("batch_norm_eval_forward", x, weight, bias, running_mean, running_var)
     mean = common.empty((C,), x.dtype)
     invstd = common.empty((C,), x.dtype)
@@ -428,7 +439,15 @@ def _eval_forward(x, weight, bias, running_mean, running_var, eps, act, slope):
     return _normalize(x, mean, invstd, weight, bias, act, slope), mean, invstd
 
 
-def _backward(dy, x, weight, bias, mean, invstd, training, act, slope):
+def backward(dy, x, weight, mean, invstd, training, bias=None, activation=None,
+             negative_slope=0.0):
+    """(dx, dweight, dbias); dweight and dbias are None when weight is.
+
+    With an activation, this is the backward of act(batch_norm(x)): dy is the
+    gradient of the activation's output, and the activation's gradient comes
+    from the sign of the BN output, recomputed from x, mean, invstd, weight
+    and bias (so bias is needed then)."""
+    act, slope = _act_code(activation), negative_slope
     N, C, HW = _check("batch_norm_backward", x, dy, weight, bias, mean, invstd)
     M = N * HW
     training = bool(training)
@@ -459,45 +478,3 @@ def _backward(dy, x, weight, bias, mean, invstd, training, act, slope):
             ptr(coef if coef is not None else mean), ptr(dx), x.size, C, HW, float(slope),
             HAS_W=has_w, HAS_B=has_b, ACT=act, TRAINING=training, BLOCK=EW_BLOCK)
     return dx, dweight, dbias
-
-
-def train_forward(x, weight, bias, running_mean, running_var, momentum, eps):
-    """(y, save_mean, save_invstd) from the batch statistics; updates
-    running_mean / running_var in place when given (torch's rule, unbiased
-    variance for running_var)."""
-    return _train_forward(x, weight, bias, running_mean, running_var, momentum, eps, 0, 0.0)
-
-
-def eval_forward(x, weight, bias, running_mean, running_var, eps):
-    """(y, mean, invstd) from the running statistics; mean and invstd are new arrays."""
-    return _eval_forward(x, weight, bias, running_mean, running_var, eps, 0, 0.0)
-
-
-def backward(dy, x, weight, mean, invstd, training):
-    """(dx, dweight, dbias); dweight and dbias are None when weight is."""
-    return _backward(dy, x, weight, None, mean, invstd, training, 0, 0.0)
-
-
-def train_forward_act(x, weight, bias, running_mean, running_var, momentum, eps, activation,
-                      negative_slope=0.0):
-    """train_forward followed by activation ("relu" or "leaky_relu" with
-    negative_slope) in the same normalize kernel: returns (act(y), save_mean,
-    save_invstd)."""
-    return _train_forward(x, weight, bias, running_mean, running_var, momentum, eps,
-                          _act_code(activation), negative_slope)
-
-
-def eval_forward_act(x, weight, bias, running_mean, running_var, eps, activation,
-                     negative_slope=0.0):
-    """eval_forward followed by the activation, in one normalize kernel."""
-    return _eval_forward(x, weight, bias, running_mean, running_var, eps,
-                         _act_code(activation), negative_slope)
-
-
-def backward_act(dy, x, weight, bias, mean, invstd, training, activation, negative_slope=0.0):
-    """Backward of act(batch_norm(x)): dy is the gradient of the activation's
-    output. The activation's gradient comes from the sign of the BN output,
-    recomputed from x, mean, invstd, weight and bias (so bias is needed here).
-    Returns (dx, dweight, dbias) like `backward`."""
-    return _backward(dy, x, weight, bias, mean, invstd, training, _act_code(activation),
-                     negative_slope)

@@ -149,15 +149,13 @@ trip), not with FLOPs: hence the hoisted offsets in the inner loops, and
 float64's large tiles there.
 """
 
-import math
-
 import numpy as np
 import triton
 import triton.language as tl
 
 from . import common
-from ..launch_checks import (INT32_LIMIT, check_arrays, check_hw, check_ndim, check_pairs,
-                             chunked, clamp_pow2, fail, splitk)
+from ..conv_geometry import check_backward_input, check_backward_weight, check_forward, phase_taps
+from ..launch_checks import check_arrays, check_ndim, clamp_pow2, splitk_plan
 
 # ------------------------------------------------------------------ kernels
 
@@ -407,25 +405,9 @@ def _launch_opts(rows, cols):
 def conv2d_forward(x, w, b, stride, padding, dilation):
     """y = conv2d(x, w) + b: x (N, C, H, W), w (K, C, KH, KW), b (K,) or None."""
     op = "conv2d_forward"
-    check_ndim(op, "x", x, 4)
-    check_ndim(op, "w", w, 4)
-    dtype = check_arrays(op, x=x, w=w, b=b)
-    (sh, sw), (ph, pw), (dh, dw) = check_pairs(op, stride, padding, dilation)
-    N, C, H, W = x.shape
-    K, Cw, KH, KW = w.shape
-    if Cw != C:
-        fail(op, f"w has {Cw} input channels but x has {C} (x {tuple(x.shape)}, "
-                  f"w {tuple(w.shape)})")
-    if b is not None and tuple(b.shape) != (K,):
-        fail(op, f"b must have shape ({K},), got {tuple(b.shape)}")
-    OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
-    OW = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
-    if OH < 1 or OW < 1:
-        fail(op, f"output would be {OH}x{OW}: the kernel {KH}x{KW} with dilation {(dh, dw)} "
-                  f"is larger than the input {H}x{W} with padding {(ph, pw)}")
+    dtype, shape = check_forward(op, x, w, b, stride, padding, dilation)
+    N, C, K, OH, OW = shape.N, shape.C, shape.K, shape.OH, shape.OW
     y = common.empty((N, K, OH, OW), dtype)
-    if y.size >= INT32_LIMIT:
-        fail(op, f"output has {y.size} elements; int32 indexing allows < 2**31")
     M = N * OH * OW
     if M == 0 or K == 0:
         return y
@@ -434,7 +416,7 @@ def conv2d_forward(x, w, b, stride, padding, dilation):
     grid = (common.cdiv(M, BM), common.cdiv(K, BN))
     _conv2d_forward_kernel[grid](
         common.ptr(x), common.ptr(w), common.ptr(b if b is not None else w), common.ptr(y),
-        N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,
+        *shape,
         HAS_BIAS=b is not None, BLOCK_M=BM, BLOCK_N=BN, BLOCK_C=BC, **dot,
         **_launch_opts(BM, BN))
     return y
@@ -443,31 +425,18 @@ def conv2d_forward(x, w, b, stride, padding, dilation):
 def conv2d_backward_input(dy, w, input_hw, stride, padding, dilation):
     """dx (N, C, *input_hw), the gradient of conv2d w.r.t. x; dy (N, K, OH, OW)."""
     op = "conv2d_backward_input"
-    check_ndim(op, "dy", dy, 4)
-    check_ndim(op, "w", w, 4)
-    dtype = check_arrays(op, dy=dy, w=w)
-    (sh, sw), (ph, pw), (dh, dw) = check_pairs(op, stride, padding, dilation)
-    H, W = check_hw(op, "input_hw", input_hw)
-    N, K, OH, OW = dy.shape
-    Kw, C, KH, KW = w.shape
-    if Kw != K:
-        fail(op, f"w has {Kw} output channels but dy has {K} (dy {tuple(dy.shape)}, "
-                  f"w {tuple(w.shape)})")
+    dtype, shape = check_backward_input(op, dy, w, input_hw, stride, padding, dilation)
+    N, C, H, W, K, sh, sw = shape.N, shape.C, shape.H, shape.W, shape.K, shape.sh, shape.sw
     dx = common.empty((N, C, H, W), dtype)
-    if dx.size >= INT32_LIMIT:
-        fail(op, f"dx has {dx.size} elements; int32 indexing allows < 2**31")
     M = N * common.cdiv(H, sh) * common.cdiv(W, sw)  # the largest phase
     if M == 0 or C == 0:
         return dx
-    gh, gw = math.gcd(dh, sh), math.gcd(dw, sw)
-    inv_h = pow(dh // gh, -1, sh // gh)  # 0 when sh // gh == 1
-    inv_w = pow(dw // gw, -1, sw // gw)
     dot, fp64 = _dot_args(dtype)
     BM, BN, BK = _gemm_blocks(M, C, K, fp64 and _FP64_SMALL_TILES)
     grid = (common.cdiv(M, BM), common.cdiv(C, BN), sh * sw)
     _conv2d_dgrad_kernel[grid](
         common.ptr(dy), common.ptr(w), common.ptr(dx),
-        N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, gh, gw, inv_h, inv_w,
+        *shape, *phase_taps(shape),
         BLOCK_M=BM, BLOCK_N=BN, BLOCK_K=BK, **dot, **_launch_opts(BM, BN))
     return dx
 
@@ -480,16 +449,9 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation, *, split
     `splits` forces the split-K factor S (for tests); None uses the heuristic.
     """
     op = "conv2d_backward_weight"
-    check_ndim(op, "dy", dy, 4)
-    check_ndim(op, "x", x, 4)
-    dtype = check_arrays(op, dy=dy, x=x)
-    (sh, sw), (ph, pw), (dh, dw) = check_pairs(op, stride, padding, dilation)
-    KH, KW = check_hw(op, "kernel_hw", kernel_hw)
-    N, K, OH, OW = dy.shape
-    Nx, C, H, W = x.shape
-    if Nx != N:
-        fail(op, f"dy has batch {N} but x has {Nx} (dy {tuple(dy.shape)}, x {tuple(x.shape)})")
-    R, P = C * KH * KW, N * OH * OW
+    dtype, shape = check_backward_weight(op, dy, x, kernel_hw, stride, padding, dilation)
+    K, C, KH, KW = shape.K, shape.C, shape.KH, shape.KW
+    R, P = C * KH * KW, shape.N * shape.OH * shape.OW
     grad_w = common.empty((K, C, KH, KW), dtype)  # not `dw`: that is the dilation
     if K == 0 or R == 0:
         return grad_w
@@ -499,16 +461,11 @@ def conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation, *, split
     else:
         BK, BR, BP = clamp_pow2(K, 16, 64), clamp_pow2(R, 16, 64), 32
     tiles = common.cdiv(K, BK) * common.cdiv(R, BR)
-    if splits is None:
-        S, chunk = splitk(P, tiles, BP)
-    else:
-        S, chunk = chunked(P, max(1, int(splits)), BP)
-    if S * K * R >= INT32_LIMIT:
-        fail(op, f"split-K workspace of {S * K * R} elements; int32 indexing allows < 2**31")
+    S, chunk = splitk_plan(op, P, K, R, tiles, BP, splits)
     out = grad_w if S == 1 else common.empty((S, K, R), dtype)
     _conv2d_wgrad_kernel[(common.cdiv(K, BK), common.cdiv(R, BR), S)](
         common.ptr(dy), common.ptr(x), common.ptr(out),
-        N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, chunk,
+        *shape, chunk,
         BLOCK_K=BK, BLOCK_R=BR, BLOCK_P=BP, **dot, **_launch_opts(BK, BR))
     if S > 1:
         L = K * R
