@@ -50,7 +50,10 @@ EMULATE_FLAGS = ("-std=c++20", "-O2", "-fPIC", "-shared", "-w")  # + -DNN_EMU_UC
 if EMULATE:
     xp = np
 else:  # pragma: no cover - needs a GPU
-    import cupy as xp
+    try:
+        import cupy as xp
+    except ImportError:  # importable anyway (the compile check needs only the names)
+        xp = None
 
 check_launches = os.environ.get("NN_CUDA_DEBUG") == "1"
 MODULES = []  # every Module created, for the compile check
@@ -118,6 +121,9 @@ class Module:
 
     # ---------------------------------------------------------------- GPU
     def _build_gpu(self):  # pragma: no cover - needs a GPU
+        if xp is None:
+            raise CudaKernelError(f"{self.filename}: CuPy is not installed (pip install -e "
+                                  f".[cupy]); NN_CUDA_EMULATE=1 runs the kernels on the CPU")
         try:
             module = xp.RawModule(code=self.source(), options=NVRTC_OPTIONS + (f"-I{HERE}",),
                                   name_expressions=self.name_expressions)
