@@ -58,6 +58,14 @@ else:  # pragma: no cover - needs a GPU
 check_launches = os.environ.get("NN_CUDA_DEBUG") == "1"
 MODULES = []  # every Module created, for the compile check
 
+# Launch recording, for benchmarks/inspect_kernel.py. While `recorder` is a
+# list, every launch appends (filename, name, grid, block) to it, after the
+# usual argument checks; with `record_only` also true the kernel is neither
+# compiled nor run, so that the launch plan of a large shape costs nothing
+# (outputs are then left as allocated). Off by default.
+recorder = None
+record_only = False
+
 
 class CudaKernelError(RuntimeError):
     """A kernel failed to compile or launch, or faulted while running."""
@@ -115,6 +123,10 @@ class Module:
                 continue
             raise CudaKernelError(f"{name}: argument {k} is {type(a).__name__}; pass an array, "
                                   f"None or a NumPy scalar of the C type (np.int32, ...)")
+        if recorder is not None:
+            recorder.append((self.filename, name, grid, block))
+            if record_only:
+                return
         if self._compiled is None:
             self._compiled = (self._build_emulated if EMULATE else self._build_gpu)()
         self._compiled(name, grid, block, args)

@@ -1,0 +1,92 @@
+"""The benchmark suite's smoke run: every contract op and the training step
+produce well-formed rows (timings are not asserted: this is a 2-core CI
+machine, and the GPU backends run simulated here)."""
+
+import json
+import math
+
+import pytest
+
+from benchmarks import __main__ as bench
+from benchmarks import cases
+
+# Contract ops the suite times (the rest are views, memory functions, or the
+# same kernel as a timed op: see benchmarks/cases.py).
+TIMED_OPS = {
+    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_backward_bias",
+    "conv_transpose2d_forward", "conv_transpose2d_backward_input",
+    "conv_transpose2d_backward_weight", "batch_norm_train_forward", "batch_norm_eval_forward",
+    "batch_norm_backward", "relu_forward", "relu_backward", "leaky_relu_forward",
+    "leaky_relu_backward", "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
+    "bce_forward", "bce_backward", "bce_with_logits_forward", "bce_with_logits_backward",
+    "adam_step_", "sgd_step_", "add", "sub", "mul", "div", "neg", "sum", "mean", "astype",
+    "copy_", "fill_", "random_normal", "random_uniform",
+}
+
+
+def test_every_shape_set_covers_every_timed_op():
+    for shape_set in ("tiny", "mnist32", "dcgan64"):
+        assert {c.op for c in cases.build([shape_set])} == TIMED_OPS, shape_set
+    assert {c.op for c in cases.build(["large"])} >= TIMED_OPS - {
+        "conv2d_backward_bias", "relu_forward", "relu_backward", "sigmoid_forward",
+        "sigmoid_backward"}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    providers = [p for p in ("numpy", "cupy", "cupy-tf32", "torch")]
+    code = bench.main(["--smoke", "--out", str(out), "--providers", ",".join(providers)])
+    files = sorted(out.iterdir())
+    return code, files, json.loads(next(f for f in files if f.suffix == ".json").read_text())
+
+
+def _finite_positive(*vals):
+    return all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in vals)
+
+
+def test_smoke_run_succeeds_and_writes_json_markdown_and_plot(smoke):
+    code, files, _ = smoke
+    assert code == 0
+    assert sorted(f.suffix for f in files) == [".json", ".md", ".png"]
+
+
+def test_metadata_names_device_versions_command_and_peaks(smoke):
+    meta = smoke[2]["meta"]
+    for key in ("date", "device", "python", "numpy", "torch", "command", "threads"):
+        assert meta[key], key
+    assert meta["command"].startswith("python -m benchmarks --smoke")
+    assert _finite_positive(meta["peaks"]["flops"]["fp32"], meta["peaks"]["bandwidth"])
+
+
+def test_op_rows_are_well_formed_and_cover_every_op(smoke):
+    rows = smoke[2]["ops"]
+    assert {r["op"] for r in rows} == TIMED_OPS
+    for r in rows:
+        assert r["status"] == "ok", r
+        assert _finite_positive(r["median_s"], r["min_s"], r["max_s"], r["bytes"]), r
+        assert r["min_s"] <= r["median_s"] <= r["max_s"]
+        assert r["flops"] >= 0 and r["bound"] in ("compute", "memory")
+        assert 0 <= r["pct_of_roofline"] and math.isfinite(r["gb_per_s"])
+        if r["precision"] == "fp32":  # every fp32 row has torch's time beside it
+            assert _finite_positive(r["vs_torch"]), r
+    for provider in ("numpy", "cupy", "torch"):
+        assert {r["op"] for r in rows if r["provider"] == provider} == TIMED_OPS
+    assert {r["op"] for r in rows if r["provider"] == "cupy-tf32"} == {
+        c.op for c in cases.build(["tiny"]) if c.conv}
+
+
+def test_step_rows_cover_both_measurements_per_provider(smoke):
+    rows = smoke[2]["step"]
+    assert {(r["provider"], r["what"]) for r in rows} == {
+        (p, w) for p in ("numpy", "cupy", "torch") for w in ("fwd+bwd", "step")}
+    for r in rows:
+        assert r["status"] == "ok" and _finite_positive(r["median_s"], r["images_per_s"],
+                                                        r["flops"], r["vs_torch"]), r
+
+
+def test_bad_arguments_are_usage_errors(tmp_path, capsys):
+    assert bench.main(["--smoke", "--ops", "conv3d", "--out", str(tmp_path)]) == 2
+    assert "unknown op(s) conv3d" in capsys.readouterr().err
+    assert bench.main(["--smoke", "--providers", "tpu", "--out", str(tmp_path)]) == 2
+    assert "unknown providers ['tpu']" in capsys.readouterr().err
