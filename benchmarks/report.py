@@ -25,7 +25,7 @@ def metadata(device, threads, argv):
     import torch
     meta = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 python=platform.python_version(), numpy=np.__version__, torch=torch.__version__,
-                command="python -m benchmarks " + " ".join(argv), threads=threads)
+                command=" ".join(["python -m benchmarks", *argv]), threads=threads)
     for pkg in ("triton", "cupy"):
         try:
             meta[pkg] = __import__(pkg).__version__
