@@ -29,7 +29,6 @@ Design:
 
 import gzip
 import importlib.util
-import os
 import pickle
 import queue
 import struct
