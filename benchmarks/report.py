@@ -26,6 +26,7 @@ def metadata(device, threads, argv):
     meta = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 python=platform.python_version(), numpy=np.__version__, torch=torch.__version__,
                 command=" ".join(["python -m benchmarks", *argv]), threads=threads)
+    meta["git_commit"] = _git_commit()
     for pkg in ("triton", "cupy"):
         try:
             meta[pkg] = __import__(pkg).__version__
@@ -39,6 +40,20 @@ def metadata(device, threads, argv):
     else:
         meta.update(device=f"CPU: {cpu_name()}", device_kind="cpu")
     return meta
+
+
+def _git_commit():
+    """The checkout's commit (with "+dirty" for uncommitted changes), or None."""
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def _driver():  # pragma: no cover - needs a GPU
@@ -84,7 +99,8 @@ def markdown(meta, peaks, op_rows, step_rows):
              f"{meta['torch']}, triton {meta['triton']}, cupy {meta['cupy']}"
              + (f"; CUDA {meta.get('cuda')}, driver {meta.get('driver')}"
                 if meta["device_kind"] == "gpu" else f"; {meta['threads']} threads") + ".", "",
-             f"Command: `{meta['command']}`", ""]
+             f"Command: `{meta['command']}`"
+             + (f" at commit {meta['git_commit']}" if meta.get("git_commit") else "") + ".", ""]
     if meta.get("simulated_providers"):
         lines += [f"Simulated on the CPU, so their times mean nothing (a smoke run): "
                   f"{', '.join(meta['simulated_providers'])}.", ""]
