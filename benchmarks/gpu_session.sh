@@ -23,15 +23,14 @@ log="$OUT/$part.log"
     python -c "import sys, numpy, torch; print('# python', sys.version.split()[0], 'numpy', numpy.__version__, 'torch', torch.__version__)"
     python -c "import triton, cupy; print('# triton', triton.__version__, 'cupy', cupy.__version__)" 2>&1
 } > "$log"
+run() {  # run a command, append its output to the log, keep its exit status
+    "$@" 2>&1 | tee -a "$log"
+    return "${PIPESTATUS[0]}"
+}
 case "$part" in
-    tests)
-        # Everything, on the real GPU backends (conftest only simulates without a GPU).
-        NN_CUDA_DEBUG=1 python -m pytest -q -p no:cacheprovider -ra 2>&1 | tee -a "$log" ;;
-    sanitize)
-        bash tests/sanitize_cuda.sh 2>&1 | tee -a "$log" ;;
-    bench)
-        python -m benchmarks --out "$OUT" 2>&1 | tee -a "$log" ;;
-    *)
-        echo "unknown part $part: tests, sanitize or bench" >&2; exit 2 ;;
+    # Everything, on the real GPU backends (conftest only simulates without a GPU).
+    tests) NN_CUDA_DEBUG=1 run python -m pytest -q -p no:cacheprovider -ra ;;
+    sanitize) run bash tests/sanitize_cuda.sh ;;
+    bench) run python -m benchmarks --out "$OUT" ;;
+    *) echo "unknown part $part: tests, sanitize or bench" >&2; exit 2 ;;
 esac
-exit "${PIPESTATUS[0]}"
