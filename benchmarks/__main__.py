@@ -105,14 +105,14 @@ def main(argv=None):
     step_rows = step.run_step(cases.MODEL_SETS[step_cfg], step_providers,
                               device, timer, peaks) if step_cfg else []
 
-    runner = ops.OpRunner(device, timer, peaks, smoke=args.smoke)
+    runner = ops.OpRunner(device, timer, peaks)
     op_rows = []
     for i, case in enumerate(op_cases):
         op_rows += runner.run_case(case, providers, args.seed + i)
     report.print_rows(op_rows, step_rows)
 
     meta = report.metadata(device, args.threads, argv)
-    meta["simulated_providers"] = [p for p in providers if step.simulated(p)]
+    meta["simulated_providers"] = [p for p in providers if ops.simulated(p)]
     files = report.write(report.stem_for(meta, args.out, args.tag), meta, peaks, op_rows,
                          step_rows)
     print("wrote " + ", ".join(files))

@@ -22,7 +22,6 @@ command exits non-zero.
 """
 
 import contextlib
-import os
 
 import numpy as np
 
@@ -106,8 +105,8 @@ def _moments_ok(x, op):
 class OpRunner:
     """Runs the cases on one device ("cpu" or "cuda") with one timer."""
 
-    def __init__(self, device, timer, peaks, smoke=False):
-        self.device, self.timer, self.peaks, self.smoke = device, timer, peaks, smoke
+    def __init__(self, device, timer, peaks):
+        self.device, self.timer, self.peaks = device, timer, peaks
 
     # ------------------------------------------------------------ providers
     def _ours(self, name, case, host):
@@ -199,6 +198,15 @@ class OpRunner:
             row["pct_of_roofline"] = 100 * (row["bytes"] / t) / self.peaks["bandwidth"]
 
 
+def simulated(provider):
+    """True for our GPU backend that runs on the CPU here (Triton's
+    interpreter, the CUDA emulator): the backend itself says so by its device."""
+    import kernels
+    base = provider.split("-")[0]
+    return base in ("triton", "cupy") and kernels.why_unavailable(base) is None \
+        and kernels.get_backend(base).device == "cpu"
+
+
 def available_providers(device, smoke):
     """Providers that can run here: ours where the backend is available (the
     CPU-simulated GPU backends only in smoke runs, where timings mean
@@ -208,12 +216,9 @@ def available_providers(device, smoke):
     for name in ("numpy", "triton", "cupy"):
         if kernels.why_unavailable(name) is not None:
             continue
-        simulated = name != "numpy" and (os.environ.get("TRITON_INTERPRET") == "1"
-                                         if name == "triton"
-                                         else os.environ.get("NN_CUDA_EMULATE") == "1")
         if device == "cuda" and name == "numpy":
             continue
-        if device == "cpu" and name != "numpy" and not (simulated and smoke):
+        if device == "cpu" and name != "numpy" and not (simulated(name) and smoke):
             continue
         out.append(name)
         if name != "numpy" and (device == "cuda" or smoke):

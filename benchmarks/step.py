@@ -21,7 +21,6 @@ elementwise work is not counted. fwd+bwd = 3 (G + D); step = D real
 """
 
 import copy
-import os
 
 import numpy as np
 
@@ -176,9 +175,3 @@ def run_step(cfg, providers, device, timer, peaks):
             row["vs_torch"] = row["median_s"] / base["median_s"]
     return rows
 
-
-def simulated(provider):
-    """True for a GPU backend that runs on the CPU here (interpreter, emulator)."""
-    base = provider.split("-")[0]
-    return (base == "triton" and os.environ.get("TRITON_INTERPRET") == "1") or \
-        (base == "cupy" and os.environ.get("NN_CUDA_EMULATE") == "1")

@@ -117,3 +117,30 @@ def check_ndim(op, name, a, ndim):
 def check_size(op, name, n):
     if n >= INT32_LIMIT:
         fail(op, f"{name} has {n} elements; int32 indexing allows < 2**31")
+
+
+# ------------------------------------------------------------- batch norm
+# The activation a batch-norm launcher can fuse, as the kernels' code for it.
+BN_ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2}
+
+
+def bn_activation_code(activation):
+    """The kernels' code for activation None, "relu" or "leaky_relu"."""
+    if activation not in BN_ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; expected 'relu' or 'leaky_relu'")
+    return BN_ACTIVATIONS[activation]
+
+
+def check_batch_norm(op, x, dy=None, **per_channel):
+    """(dtype, N, C, H*W) for a batch-norm launch on x (N, C, H, W): every
+    array one float dtype, contiguous, int32-indexable; dy shaped like x;
+    each per-channel array (weight, running_mean, ...) of shape (C,)."""
+    dtype = check_arrays(op, x=x, dy=dy, **per_channel)
+    check_ndim(op, "x", x, 4)
+    if dy is not None and dy.shape != x.shape:
+        fail(op, f"dy has shape {tuple(dy.shape)}, x has {tuple(x.shape)}")
+    N, C, H, W = (int(e) for e in x.shape)
+    for name, a in per_channel.items():
+        if a is not None and tuple(a.shape) != (C,):
+            fail(op, f"{name} must have shape ({C},) for {C} channels, got {tuple(a.shape)}")
+    return dtype, N, C, H * W

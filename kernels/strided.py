@@ -175,3 +175,24 @@ def reduction_plan(shape, axis, keepdims):
                        math.prod(shape[hi + 1:])))
         shape = shape[:lo] + shape[hi + 1:]
     return passes, final_shape, count
+
+
+def run_reduction(a, axis, keepdims, mean, contiguous, run_pass):
+    """Sum or mean of a contiguous-or-not array `a` over `axis`, by the passes
+    of `reduction_plan`: the driver both GPU backends share. `contiguous(a)`
+    makes a contiguous copy; `run_pass(x, outer, R, inner, divisor)` reduces
+    contiguous x viewed as (outer, R, inner) over R into a new (outer, inner)
+    array, dividing by `divisor` unless it is None (only the last pass of a
+    mean divides, by the count of every reduced element)."""
+    if axis is not None and len(axis) == 0:
+        return contiguous(a)  # nothing to reduce, but still a new array
+    if not a.flags.c_contiguous:
+        a = contiguous(a)
+    passes, final_shape, count = reduction_plan(a.shape, axis, keepdims)
+    if not passes:  # 0-d input with axis=None
+        return contiguous(a).reshape(final_shape)
+    cur = a
+    for j, (outer, R, inner) in enumerate(passes):
+        last = j == len(passes) - 1
+        cur = run_pass(cur, outer, R, inner, count if (mean and last) else None)
+    return cur.reshape(final_shape)

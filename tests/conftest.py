@@ -34,6 +34,16 @@ def _poison_outputs():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _restore_active_backend():
+    """Tests that run train.py's or the sampler's main() select a backend for
+    the process, as the command lines do; put the previous one back so no
+    test depends on which ran before it."""
+    saved = nn.backend._current
+    yield
+    nn.backend._current = saved
+
+
 @pytest.fixture(params=kernels.known_backends())
 def backend(request):
     reason = kernels.why_unavailable(request.param)

@@ -22,7 +22,6 @@ MAX_BLOCK = 256         # threads per reduction block (rounded to a multiple of 
 EW_THREADS = 256        # threads per block of the elementwise passes
 EW_ITEMS = 4            # elements per thread there (the grid is sized for it)
 FINALIZE_WARPS = 8      # channels per block in the per-channel finalize kernels
-ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2}
 
 _T = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
@@ -72,22 +71,9 @@ def _ew_grid(numel):
 
 # ------------------------------------------------------------- checks
 def _check(op, x, dy=None, **per_channel):
-    dtype = lc.check_arrays(op, x=x, dy=dy, **per_channel)
-    lc.check_ndim(op, "x", x, 4)
-    if dy is not None and dy.shape != x.shape:
-        lc.fail(op, f"dy has shape {tuple(dy.shape)}, x has {tuple(x.shape)}")
-    N, C, H, W = (int(e) for e in x.shape)
-    for name, a in per_channel.items():
-        if a is not None and tuple(a.shape) != (C,):
-            lc.fail(op, f"{name} must have shape ({C},) for {C} channels, got {tuple(a.shape)}")
-    return _T[np.dtype(dtype)], N, C, H * W
-
-
-def _act_code(activation):
-    """The kernels' code for activation None, "relu" or "leaky_relu"."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; expected 'relu' or 'leaky_relu'")
-    return ACTIVATIONS[activation]
+    """(C type name, N, C, HW), or a ValueError naming op."""
+    dtype, N, C, HW = lc.check_batch_norm(op, x, dy, **per_channel)
+    return _T[np.dtype(dtype)], N, C, HW
 
 
 # ------------------------------------------------------------- launchers
@@ -108,7 +94,7 @@ def train_forward(x, weight, bias, running_mean, running_var, momentum, eps, act
     running_mean / running_var in place when given (torch's rule, unbiased
     variance for running_var). With activation "relu" or "leaky_relu" (and
     negative_slope) the normalize kernel applies it too: y = act(bn(x))."""
-    act, slope = _act_code(activation), negative_slope
+    act, slope = lc.bn_activation_code(activation), negative_slope
     op = "batch_norm_train_forward"
     t, N, C, HW = _check(op, x, weight=weight, bias=bias, running_mean=running_mean,
                          running_var=running_var)
@@ -135,7 +121,7 @@ def eval_forward(x, weight, bias, running_mean, running_var, eps, activation=Non
                  negative_slope=0.0):
     """(y, mean, invstd) from the running statistics (mean and invstd are new
     arrays), with an optional fused activation as in train_forward."""
-    act, slope = _act_code(activation), negative_slope
+    act, slope = lc.bn_activation_code(activation), negative_slope
     op = "batch_norm_eval_forward"
     t, N, C, HW = _check(op, x, weight=weight, bias=bias, running_mean=running_mean,
                          running_var=running_var)
@@ -159,7 +145,7 @@ def backward(dy, x, weight, mean, invstd, training, bias=None, activation=None,
     gradient of the activation's output, and the activation's gradient comes
     from the sign of the BN output, recomputed from x, mean, invstd, weight
     and bias (so bias is needed then)."""
-    act, slope = _act_code(activation), negative_slope
+    act, slope = lc.bn_activation_code(activation), negative_slope
     op = "batch_norm_backward"
     t, N, C, HW = _check(op, x, dy, weight=weight, bias=bias, mean=mean, invstd=invstd)
     if mean is None or invstd is None:

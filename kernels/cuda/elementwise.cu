@@ -119,21 +119,38 @@ constexpr int EW_ILP = 4;
 enum EwiseOp { OP_COPY = 0, OP_ADD = 1, OP_SUB = 2, OP_MUL = 3, OP_DIV = 4, OP_NEG = 5 };
 enum Act { ACT_LEAKY_RELU = 0, ACT_RELU = 1, ACT_TANH = 2, ACT_SIGMOID = 3 };
 
+// The flat loop of the header, written once: body(start) for each of this
+// block's tiles in grid-stride order. Element k of a tile (k = u*blockDim.x +
+// threadIdx.x, u < EW_ILP) exists iff n - start > k; the loop stops before
+// start + step could overflow an int.
+template <typename F>
+__device__ __forceinline__ void for_each_tile(int n, F body) {
+    const int tile = blockDim.x * EW_ILP;
+    const int step = tile * gridDim.x;
+    for (int start = blockIdx.x * tile; start < n; start += step) {
+        body(start);
+        if (n - start <= step) break;
+    }
+}
+
+// f(i) for every element i this thread owns, when elements are independent
+// (nothing to load first): fill and the random draws.
+template <typename F>
+__device__ __forceinline__ void for_each_element(int n, F f) {
+    for_each_tile(n, [&](int start) {
+#pragma unroll
+        for (int u = 0; u < EW_ILP; ++u) {
+            const int k = u * blockDim.x + threadIdx.x;
+            if (n - start > k) f(start + k);
+        }
+    });
+}
+
 // ================================================================== fill
 template <typename U>
 __global__ void __launch_bounds__(256) fill(U* out, int n, long long bits) {
     const U value = (U)(unsigned long long)bits;  // the low sizeof(U) bytes
-    const int tile = blockDim.x * EW_ILP;
-    const int step = tile * gridDim.x;
-    for (int start = blockIdx.x * tile; start < n;) {
-#pragma unroll
-        for (int u = 0; u < EW_ILP; ++u) {
-            const int k = u * blockDim.x + threadIdx.x;
-            if (n - start > k) out[start + k] = value;
-        }
-        if (n - start <= step) break;
-        start += step;
-    }
+    for_each_element(n, [&](int i) { out[i] = value; });
 }
 
 // ======================================================== strided gather
@@ -252,10 +269,8 @@ template <typename T>
 __global__ void __launch_bounds__(256) act_forward(const T* x, T* y, int n, int act,
                                                    double slope_) {
     const T slope = T(slope_);
-    const int tile = blockDim.x * EW_ILP;
-    const int step = tile * gridDim.x;
-    for (int start = blockIdx.x * tile; start < n;) {
-        T v[EW_ILP];
+    for_each_tile(n, [&](int start) {
+        T v[EW_ILP];  // all loads first: EW_ILP in flight
 #pragma unroll
         for (int u = 0; u < EW_ILP; ++u) {
             const int k = u * blockDim.x + threadIdx.x;
@@ -266,18 +281,14 @@ __global__ void __launch_bounds__(256) act_forward(const T* x, T* y, int n, int 
             const int k = u * blockDim.x + threadIdx.x;
             if (n - start > k) y[start + k] = act_fwd(act, v[u], slope);
         }
-        if (n - start <= step) break;
-        start += step;
-    }
+    });
 }
 
 template <typename T>
 __global__ void __launch_bounds__(256) act_backward(const T* dy, const T* saved, T* dx, int n,
                                                     int act, double slope_) {
     const T slope = T(slope_);
-    const int tile = blockDim.x * EW_ILP;
-    const int step = tile * gridDim.x;
-    for (int start = blockIdx.x * tile; start < n;) {
+    for_each_tile(n, [&](int start) {
         T g[EW_ILP], s[EW_ILP];
 #pragma unroll
         for (int u = 0; u < EW_ILP; ++u) {
@@ -291,9 +302,7 @@ __global__ void __launch_bounds__(256) act_backward(const T* dy, const T* saved,
             const int k = u * blockDim.x + threadIdx.x;
             if (n - start > k) dx[start + k] = act_bwd(act, g[u], s[u], slope);
         }
-        if (n - start <= step) break;
-        start += step;
-    }
+    });
 }
 
 // ================================================================ Philox
@@ -343,22 +352,12 @@ __global__ void __launch_bounds__(256) rand_uniform(T* out, int n, long long see
                                                     double p0, double p1, double top_,
                                                     double below_) {
     const T top = T(top_), below = T(below_);
-    const int tile = blockDim.x * EW_ILP;
-    const int step = tile * gridDim.x;
-    for (int start = blockIdx.x * tile; start < n;) {
-#pragma unroll
-        for (int u = 0; u < EW_ILP; ++u) {
-            const int k = u * blockDim.x + threadIdx.x;
-            if (n - start > k) {
-                unsigned r[4];
-                philox_element(seed, offset, start + k, r);
-                T v = T(p0 + p1 * unit_double(r[0], r[1]));
-                out[start + k] = v >= top ? below : v;
-            }
-        }
-        if (n - start <= step) break;
-        start += step;
-    }
+    for_each_element(n, [&](int i) {
+        unsigned r[4];
+        philox_element(seed, offset, i, r);
+        const T v = T(p0 + p1 * unit_double(r[0], r[1]));
+        out[i] = v >= top ? below : v;
+    });
 }
 
 // N(mean, std^2): p0 = mean, p1 = std.
@@ -366,21 +365,11 @@ template <typename T>
 __global__ void __launch_bounds__(256) rand_normal(T* out, int n, long long seed, long long offset,
                                                    double p0, double p1) {
     const double two_pi = 6.283185307179586;
-    const int tile = blockDim.x * EW_ILP;
-    const int step = tile * gridDim.x;
-    for (int start = blockIdx.x * tile; start < n;) {
-#pragma unroll
-        for (int u = 0; u < EW_ILP; ++u) {
-            const int k = u * blockDim.x + threadIdx.x;
-            if (n - start > k) {
-                unsigned r[4];
-                philox_element(seed, offset, start + k, r);
-                const double u1 = unit_double(r[0], r[1]), u2 = unit_double(r[2], r[3]);
-                const double z = nn::sqrt_(-2.0 * nn::log_(1.0 - u1)) * cos(two_pi * u2);
-                out[start + k] = T(p0 + p1 * z);
-            }
-        }
-        if (n - start <= step) break;
-        start += step;
-    }
+    for_each_element(n, [&](int i) {
+        unsigned r[4];
+        philox_element(seed, offset, i, r);
+        const double u1 = unit_double(r[0], r[1]), u2 = unit_double(r[2], r[3]);
+        const double z = nn::sqrt_(-2.0 * nn::log_(1.0 - u1)) * cos(two_pi * u2);
+        out[i] = T(p0 + p1 * z);
+    });
 }

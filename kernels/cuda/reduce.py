@@ -81,21 +81,12 @@ def _pass(op, x, outer, R, inner, divisor, allow_split=True):
 
 
 def _reduce(op, a, axis, keepdims, mean):
-    if axis is not None and len(axis) == 0:
-        return contiguous(a)  # nothing to reduce, but still a new array
     if a.dtype not in _CTYPE:
         lc.fail(op, f"a must be float32 or float64, got {a.dtype}")
-    if not a.flags.c_contiguous:
-        a = contiguous(a)
-    lc.check_arrays(op, a=a)
-    passes, final_shape, count = strided.reduction_plan(a.shape, axis, keepdims)
-    if not passes:  # 0-d input with axis=None
-        return contiguous(a).reshape(final_shape)
-    cur = a
-    for j, (outer, R, inner) in enumerate(passes):
-        last = j == len(passes) - 1
-        cur = _pass(op, cur, outer, R, inner, count if (mean and last) else None)
-    return cur.reshape(final_shape)
+    lc.check_size(op, "a", a.size)
+    return strided.run_reduction(a, axis, keepdims, mean, contiguous,
+                                 lambda x, outer, R, inner, divisor:
+                                 _pass(op, x, outer, R, inner, divisor))
 
 
 def sum(a, axis, keepdims):  # noqa: A001 - the contract's name

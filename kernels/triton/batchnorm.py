@@ -95,6 +95,7 @@ import triton.language as tl
 
 from . import common
 from .common import cdiv, next_pow2, ptr
+from ..launch_checks import bn_activation_code, check_batch_norm
 
 TARGET_PROGRAMS = 1024  # (channel, chunk) programs per reduction: ~8 per SM on an H100
 MAX_BLOCK = 1024        # elements per program per loop step in the reductions
@@ -103,7 +104,6 @@ if common.INTERPRET:
     # The interpreter runs programs one after another, each op costing ~0.1 ms
     # of Python whatever its size: fewer, larger programs (same kernels).
     MAX_BLOCK, EW_BLOCK = 4096, 16384
-ACTIVATIONS = {None: 0, "relu": 1, "leaky_relu": 2}
 
 
 # ---------------------------------------------------------------- helpers
@@ -368,23 +368,6 @@ def _tile(C, nchunk):
     return block_c, block_k
 
 
-def _check(op, x, *arrays):
-    common.require_contiguous(op, x, *arrays)
-    if x.ndim != 4:
-        raise ValueError(f"{op}: expected an (N, C, H, W) array, got shape {x.shape}")
-    if x.size >= 2**31:
-        raise ValueError(f"{op}: {x.size} elements exceed the kernels' int32 indexing")
-    N, C, H, W = x.shape
-    return N, C, H * W
-
-
-def _act_code(activation):
-    """The kernels' code for activation None, "relu" or "leaky_relu"."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; expected 'relu' or 'leaky_relu'")
-    return ACTIVATIONS[activation]
-
-
 def _normalize(x, mean, invstd, weight, bias, act, slope):
     C, HW = x.shape[1], x.shape[2] * x.shape[3]
     y = common.empty(x.shape, x.dtype)
@@ -403,8 +386,9 @@ def train_forward(x, weight, bias, running_mean, running_var, momentum, eps, act
     running_mean / running_var in place when given (torch's rule, unbiased
     variance for running_var). With activation "relu" or "leaky_relu" (and
     negative_slope) the normalize kernel applies it too: y = act(bn(x))."""
-    act, slope = _act_code(activation), negative_slope
-    N, C, HW = _check("batch_norm_train_forward", x, weight, bias, running_mean, running_var)
+    act, slope = bn_activation_code(activation), negative_slope
+    _, N, C, HW = check_batch_norm("batch_norm_train_forward", x, weight=weight, bias=bias,
+                                   running_mean=running_mean, running_var=running_var)
     M = N * HW
     block, chunk, nchunk = _split(M, C)
     pmean = common.empty((C, nchunk), x.dtype)
@@ -429,8 +413,9 @@ def eval_forward(x, weight, bias, running_mean, running_var, eps, activation=Non
                  negative_slope=0.0):
     """(y, mean, invstd) from the running statistics (mean and invstd are new
     arrays), with an optional fused activation as in train_forward."""
-    act, slope = _act_code(activation), negative_slope
-    N, C, HW = _check("batch_norm_eval_forward", x, weight, bias, running_mean, running_var)
+    act, slope = bn_activation_code(activation), negative_slope
+    _, N, C, HW = check_batch_norm("batch_norm_eval_forward", x, weight=weight, bias=bias,
+                                   running_mean=running_mean, running_var=running_var)
     mean = common.empty((C,), x.dtype)
     invstd = common.empty((C,), x.dtype)
     block_c = min(next_pow2(C), 1024)
@@ -447,8 +432,9 @@ def backward(dy, x, weight, mean, invstd, training, bias=None, activation=None,
     gradient of the activation's output, and the activation's gradient comes
     from the sign of the BN output, recomputed from x, mean, invstd, weight
     and bias (so bias is needed then)."""
-    act, slope = _act_code(activation), negative_slope
-    N, C, HW = _check("batch_norm_backward", x, dy, weight, bias, mean, invstd)
+    act, slope = bn_activation_code(activation), negative_slope
+    _, N, C, HW = check_batch_norm("batch_norm_backward", x, dy, weight=weight, bias=bias,
+                                   mean=mean, invstd=invstd)
     M = N * HW
     training = bool(training)
     has_w, has_b = weight is not None, (bias is not None and act != 0)

@@ -165,18 +165,7 @@ def _pass(x, outer, R, inner, divisor, allow_split=True):
 
 
 def _reduce(a, axis, keepdims, mean):
-    if axis is not None and len(axis) == 0:
-        return contiguous(a)  # nothing to reduce, but still a new array
-    if not a.flags.c_contiguous:
-        a = contiguous(a)
-    passes, final_shape, count = strided.reduction_plan(a.shape, axis, keepdims)
-    if not passes:  # 0-d input with axis=None
-        return contiguous(a).reshape(final_shape)
-    cur = a
-    for j, (outer, R, inner) in enumerate(passes):
-        last = j == len(passes) - 1
-        cur = _pass(cur, outer, R, inner, count if (mean and last) else None)
-    return cur.reshape(final_shape)
+    return strided.run_reduction(a, axis, keepdims, mean, contiguous, _pass)
 
 
 def sum(a, axis, keepdims):  # noqa: A001 - the contract's name
