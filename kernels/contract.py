@@ -7,7 +7,8 @@ array type (`numpy.ndarray` on the CPU, `cupy.ndarray` on NVIDIA GPUs), never
 on autograd tensors.
 
 Conventions shared by every function:
-- Arrays are float32 or float64 (`to_device` also stores int64 for counters).
+- Arrays are float32 or float64; masks are bool and indices int64 (the
+  primitives' `compare` and `argmax`), and `to_device` stores all four.
   All floating inputs of one call share a dtype; outputs have that dtype.
 - Inputs are validated by the caller (`nn.functional` checks shapes, dtypes
   and ranges and names the op in its errors). Kernels trust their arguments.
@@ -66,11 +67,15 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def copy_(self, dst, src):
-        """Copy `src` into `dst` (same shape and dtype), in place."""
+        """Copy `src` into `dst`, in place, converting to dst's dtype. `src`
+        broadcasts to dst's shape; `dst` may be a strided view (a slice of a
+        larger array), which is how concatenation and the slice backward
+        write into their outputs."""
 
     @abc.abstractmethod
     def astype(self, a, dtype):
-        """A copy of `a` converted to `dtype`."""
+        """A contiguous copy of `a` converted to `dtype`: float32, float64,
+        int64 or bool (bool -> 0/1; nonzero -> True)."""
 
     # ---------------------------------------------------------------- random
     @abc.abstractmethod
@@ -131,21 +136,125 @@ class Backend(abc.ABC):
     def broadcast_to(self, a, shape):
         """`a` broadcast to `shape` (a read-only view is fine)."""
 
-    # ----------------------------------------------------------- convolution
-    # x: (N, C_in, H, W); w: (C_out, C_in, KH, KW); y, dy: (N, C_out, OH, OW)
-    # with OH = (H + 2*ph - dh*(KH-1) - 1) // sh + 1, and likewise OW.
+    # ------------------------------------------------------------ primitives
+    # The array primitives every op above the fused kernels is composed of
+    # (nn/ops.py writes each backward out of them, which is what makes every
+    # op differentiable to any order). Inputs may be any strided view
+    # (transposes, slices, broadcasts); outputs are new contiguous arrays.
+    # Floating inputs share one dtype (float32 or float64) and NaN propagates
+    # as in NumPy. Masks are bool arrays; indices are int64.
     @abc.abstractmethod
-    def conv2d_forward(self, x, w, b, stride, padding, dilation):
+    def exp(self, a):
+        """e**a."""
+
+    @abc.abstractmethod
+    def log(self, a):
+        """Natural log (-inf at 0, NaN below)."""
+
+    @abc.abstractmethod
+    def log1p(self, a):
+        """log(1 + a), accurate for small |a|."""
+
+    @abc.abstractmethod
+    def sqrt(self, a):
+        """Square root, correctly rounded."""
+
+    @abc.abstractmethod
+    def rsqrt(self, a):
+        """1 / sqrt(a) (inf at 0)."""
+
+    @abc.abstractmethod
+    def abs(self, a):
+        """|a|."""
+
+    @abc.abstractmethod
+    def pow_scalar(self, a, exponent):
+        """a ** exponent for a Python float exponent, as NumPy's power:
+        a ** 0 = 1 (NaN included), negative a with a non-integer exponent
+        gives NaN, 0 ** negative gives inf."""
+
+    @abc.abstractmethod
+    def clamp(self, a, min, max):
+        """min(max(a, min), max); either bound a Python float or None. NaN
+        stays NaN."""
+
+    @abc.abstractmethod
+    def maximum(self, a, b):
+        """Elementwise max, broadcasting; NaN if either is NaN."""
+
+    @abc.abstractmethod
+    def minimum(self, a, b):
+        """Elementwise min, broadcasting; NaN if either is NaN."""
+
+    @abc.abstractmethod
+    def where(self, mask, a, b):
+        """a where mask else b; the bool mask, a and b broadcast together."""
+
+    @abc.abstractmethod
+    def compare(self, op, a, b):
+        """The bool mask a <op> b, broadcasting; op is one of "gt", "ge",
+        "lt", "le", "eq" (comparisons with NaN are False)."""
+
+    @abc.abstractmethod
+    def amax(self, a, axis, keepdims):
+        """Max over `axis` (as in `sum`); NaN if any reduced element is."""
+
+    @abc.abstractmethod
+    def amin(self, a, axis, keepdims):
+        """Min over `axis`; NaN if any reduced element is."""
+
+    @abc.abstractmethod
+    def argmax(self, a, axis, keepdims):
+        """int64 index of the first maximum along one axis (an int), or of
+        the flattened array (axis None; keepdims then gives all-1 dims)."""
+
+    @abc.abstractmethod
+    def argmin(self, a, axis, keepdims):
+        """int64 index of the first minimum, as `argmax`."""
+
+    @abc.abstractmethod
+    def var(self, a, axis, keepdims, correction):
+        """Variance over `axis` (as in `sum`): the mean squared deviation
+        from the mean, divided by count - correction instead of count
+        (correction=1 is the unbiased estimate). Two-pass, so a large mean
+        does not cancel the digits of a small variance."""
+
+    @abc.abstractmethod
+    def matmul(self, a, b):
+        """a @ b for (M, K) @ (K, N) -> (M, N) or (B, M, K) @ (B, K, N) ->
+        (B, M, N). Any strides (a transposed view costs no copy). float32
+        is exact IEEE fp32 unless the backend's TF32 switch is on."""
+
+    # Views: metadata only, no kernel. The GPU array types (CuPy, NumPy
+    # under the interpreter) share NumPy's view semantics, so one
+    # implementation serves every backend.
+    def permute(self, a, axes):
+        """a with its axes reordered (a view)."""
+        return a.transpose(tuple(axes))
+
+    def slice(self, a, index):
+        """a[index] for a tuple of ints and slices (steps >= 1): a view."""
+        return a[tuple(index)]
+
+    # ----------------------------------------------------------- convolution
+    # x: (N, C_in, H, W); w: (C_out, C_in/groups, KH, KW); y, dy: (N, C_out, OH, OW)
+    # with OH = (H + 2*ph - dh*(KH-1) - 1) // sh + 1, and likewise OW.
+    # groups (torch's meaning) splits the channels into independent convs:
+    # output channels [k*C_out/g, (k+1)*C_out/g) read only input channels
+    # [k*C_in/g, (k+1)*C_in/g). groups = C_in is a depthwise conv. It is one
+    # more (batch) axis of the same GEMM, not another algorithm.
+    @abc.abstractmethod
+    def conv2d_forward(self, x, w, b, stride, padding, dilation, groups=1):
         """y = conv2d(x, w) + b. `b` is (C_out,) or None."""
 
     @abc.abstractmethod
-    def conv2d_backward_input(self, dy, w, input_hw, stride, padding, dilation):
+    def conv2d_backward_input(self, dy, w, input_hw, stride, padding, dilation, groups=1):
         """dx, shape (N, C_in, *input_hw): the gradient of conv2d w.r.t. x.
         `input_hw` is needed because several input sizes give one output size."""
 
     @abc.abstractmethod
-    def conv2d_backward_weight(self, dy, x, kernel_hw, stride, padding, dilation):
-        """dw, shape (C_out, C_in, *kernel_hw): the gradient w.r.t. w."""
+    def conv2d_backward_weight(self, dy, x, kernel_hw, stride, padding, dilation, groups=1):
+        """dw, shape (C_out, C_in/groups, *kernel_hw): the gradient w.r.t. w."""
 
     @abc.abstractmethod
     def conv2d_backward_bias(self, dy):
@@ -267,34 +376,37 @@ class Backend(abc.ABC):
         momentum == 0, else a preallocated array updated in place."""
 
     # ------------------------------------------- derived: transposed conv
-    # x: (N, C_in, H, W); w: (C_in, C_out, KH, KW); y: (N, C_out, OH, OW) with
+    # x: (N, C_in, H, W); w: (C_in, C_out/groups, KH, KW); y: (N, C_out, OH, OW) with
     # OH = (H - 1)*sh - 2*ph + dh*(KH - 1) + oph + 1. A transposed conv is the
     # input gradient of the conv that maps y-shaped images to x-shaped ones,
     # so its three kernels are conv's three kernels in other roles.
-    def conv_transpose2d_forward(self, x, w, b, stride, padding, output_padding, dilation):
+    def conv_transpose2d_forward(self, x, w, b, stride, padding, output_padding, dilation,
+                                 groups=1):
         """y = conv_transpose2d(x, w) + b."""
         out_hw = conv_transpose_output_size(x.shape[2:], w.shape[2:], stride, padding,
                                             output_padding, dilation)
-        y = self.conv2d_backward_input(x, w, out_hw, stride, padding, dilation)
+        y = self.conv2d_backward_input(x, w, out_hw, stride, padding, dilation, groups)
         if b is not None:
             y = self.add(y, self.reshape(b, (1, -1, 1, 1)))
         return y
 
-    def conv_transpose2d_backward_input(self, dy, w, input_hw, stride, padding, dilation):
+    def conv_transpose2d_backward_input(self, dy, w, input_hw, stride, padding, dilation,
+                                        groups=1):
         """dx = conv2d(dy, w): the transposed conv's input gradient.
 
         When output_padding >= stride (allowed if dilation > stride), that
         conv yields rows past the input's last one; no input pixel exists
         there, so they are cropped."""
-        dx = self.conv2d_forward(dy, w, None, stride, padding, dilation)
+        dx = self.conv2d_forward(dy, w, None, stride, padding, dilation, groups)
         if tuple(dx.shape[2:]) != tuple(input_hw):
             dx = self.astype(dx[:, :, :input_hw[0], :input_hw[1]], dx.dtype)
         return dx
 
-    def conv_transpose2d_backward_weight(self, dy, x, kernel_hw, stride, padding, dilation):
-        """dw, shape (C_in, C_out, KH, KW): conv's weight gradient with the
-        roles of image and gradient swapped."""
-        return self.conv2d_backward_weight(x, dy, kernel_hw, stride, padding, dilation)
+    def conv_transpose2d_backward_weight(self, dy, x, kernel_hw, stride, padding, dilation,
+                                         groups=1):
+        """dw, shape (C_in, C_out/groups, KH, KW): conv's weight gradient with
+        the roles of image and gradient swapped."""
+        return self.conv2d_backward_weight(x, dy, kernel_hw, stride, padding, dilation, groups)
 
     def conv_transpose2d_backward_bias(self, dy):
         return self.conv2d_backward_bias(dy)

@@ -7,8 +7,10 @@ shape, one per family, each exposing the same public functions:
     batchnorm    train_forward, eval_forward, backward (+ fused *_act forms)
     loss         bce_forward, bce_backward (logits=True/False)
     elementwise  fill_, copy_, cast, contiguous, binary, neg,
-                 activation_forward/_backward, random_normal/_uniform
-    reduce       sum, mean
+                 activation_forward/_backward, random_normal/_uniform,
+                 unary, pow_scalar, clamp, compare, where
+    reduce       sum, mean, amax, amin, argmax, argmin, var
+    matmul       matmul
     optim        adam_step_, sgd_step_
     runtime      xp (the array module), empty, SIMULATED (True when the
                  kernels run on the CPU: Triton's interpreter, the CUDA
@@ -30,7 +32,7 @@ from .contract import Backend
 
 
 class KernelModuleBackend(Backend):
-    conv = batchnorm = loss = elementwise = reduce = optim = runtime = None
+    conv = batchnorm = loss = elementwise = reduce = matmul_module = optim = runtime = None
 
     def __init__(self):
         self.xp = self.runtime.xp
@@ -116,15 +118,71 @@ class KernelModuleBackend(Backend):
     def broadcast_to(self, a, shape):
         return self.xp.broadcast_to(a, tuple(shape))
 
+    # ------------------------------------------------------------ primitives
+    def exp(self, a):
+        return self.elementwise.unary("exp", a)
+
+    def log(self, a):
+        return self.elementwise.unary("log", a)
+
+    def log1p(self, a):
+        return self.elementwise.unary("log1p", a)
+
+    def sqrt(self, a):
+        return self.elementwise.unary("sqrt", a)
+
+    def rsqrt(self, a):
+        return self.elementwise.unary("rsqrt", a)
+
+    def abs(self, a):
+        return self.elementwise.unary("abs", a)
+
+    def pow_scalar(self, a, exponent):
+        return self.elementwise.pow_scalar(a, exponent)
+
+    def clamp(self, a, min, max):
+        return self.elementwise.clamp(a, min, max)
+
+    def maximum(self, a, b):
+        return self.elementwise.binary("maximum", a, b)
+
+    def minimum(self, a, b):
+        return self.elementwise.binary("minimum", a, b)
+
+    def where(self, mask, a, b):
+        return self.elementwise.where(mask, a, b)
+
+    def compare(self, op, a, b):
+        return self.elementwise.compare(op, a, b)
+
+    def amax(self, a, axis, keepdims):
+        return self.reduce.amax(a, axis, keepdims)
+
+    def amin(self, a, axis, keepdims):
+        return self.reduce.amin(a, axis, keepdims)
+
+    def argmax(self, a, axis, keepdims):
+        return self.reduce.argmax(a, axis, keepdims)
+
+    def argmin(self, a, axis, keepdims):
+        return self.reduce.argmin(a, axis, keepdims)
+
+    def var(self, a, axis, keepdims, correction):
+        return self.reduce.var(a, axis, keepdims, correction)
+
+    def matmul(self, a, b):
+        return self.matmul_module.matmul(a, b)
+
     # ----------------------------------------------------------- convolution
-    def conv2d_forward(self, x, w, b, stride, padding, dilation):
-        return self.conv.conv2d_forward(x, w, b, stride, padding, dilation)
+    def conv2d_forward(self, x, w, b, stride, padding, dilation, groups=1):
+        return self.conv.conv2d_forward(x, w, b, stride, padding, dilation, groups)
 
-    def conv2d_backward_input(self, dy, w, input_hw, stride, padding, dilation):
-        return self.conv.conv2d_backward_input(dy, w, input_hw, stride, padding, dilation)
+    def conv2d_backward_input(self, dy, w, input_hw, stride, padding, dilation, groups=1):
+        return self.conv.conv2d_backward_input(dy, w, input_hw, stride, padding, dilation, groups)
 
-    def conv2d_backward_weight(self, dy, x, kernel_hw, stride, padding, dilation):
-        return self.conv.conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation)
+    def conv2d_backward_weight(self, dy, x, kernel_hw, stride, padding, dilation, groups=1):
+        return self.conv.conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation,
+                                                groups)
 
     def conv2d_backward_bias(self, dy):
         return self.conv.conv2d_backward_bias(dy)

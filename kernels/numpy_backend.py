@@ -134,7 +134,7 @@ class NumpyBackend(Backend):
         return a
 
     def copy_(self, dst, src):
-        np.copyto(dst, src)
+        np.copyto(dst, src, casting="unsafe")
         return dst
 
     def astype(self, a, dtype):
@@ -196,34 +196,129 @@ class NumpyBackend(Backend):
     def broadcast_to(self, a, shape):
         return np.broadcast_to(a, shape)
 
+    # ------------------------------------------------------------ primitives
+    # One ufunc each. errstate: log(0), sqrt(-1) and the like are the
+    # documented inf/NaN results, not warnings.
+    def exp(self, a):
+        return _arr(np.exp(a))
+
+    def log(self, a):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _arr(np.log(a))
+
+    def log1p(self, a):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _arr(np.log1p(a))
+
+    def sqrt(self, a):
+        with np.errstate(invalid="ignore"):
+            return _arr(np.sqrt(a))
+
+    def rsqrt(self, a):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _arr(1 / np.sqrt(a), a.dtype)
+
+    def abs(self, a):
+        return _arr(np.abs(a))
+
+    def pow_scalar(self, a, exponent):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return _arr(np.power(a, a.dtype.type(exponent)), a.dtype)
+
+    def clamp(self, a, min, max):
+        out = np.array(a, copy=True, order="C")
+        # maximum/minimum, not np.clip: they keep NaN and accept one bound.
+        if min is not None:
+            np.maximum(out, a.dtype.type(min), out=out)
+        if max is not None:
+            np.minimum(out, a.dtype.type(max), out=out)
+        return out
+
+    def maximum(self, a, b):
+        return _arr(np.maximum(a, b))
+
+    def minimum(self, a, b):
+        return _arr(np.minimum(a, b))
+
+    def where(self, mask, a, b):
+        return _arr(np.where(mask, a, b))
+
+    _COMPARE = {"gt": np.greater, "ge": np.greater_equal, "lt": np.less,
+                "le": np.less_equal, "eq": np.equal}
+
+    def compare(self, op, a, b):
+        return _arr(self._COMPARE[op](a, b))
+
+    def amax(self, a, axis, keepdims):
+        if axis == ():
+            return a.copy()
+        return _arr(np.max(a, axis=axis, keepdims=keepdims))
+
+    def amin(self, a, axis, keepdims):
+        if axis == ():
+            return a.copy()
+        return _arr(np.min(a, axis=axis, keepdims=keepdims))
+
+    def argmax(self, a, axis, keepdims):
+        # NaN counts as the maximum, as in torch (np.argmax agrees).
+        return _arr(np.argmax(a, axis=axis, keepdims=keepdims), np.int64)
+
+    def argmin(self, a, axis, keepdims):
+        return _arr(np.argmin(a, axis=axis, keepdims=keepdims), np.int64)
+
+    def var(self, a, axis, keepdims, correction):
+        if axis == ():
+            axis = None if a.ndim == 0 else ()
+        count = a.size if axis is None else int(np.prod([a.shape[k] for k in axis]))
+        mean = np.mean(a, axis=axis, keepdims=True)
+        d = a - mean
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ss = np.sum(d * d, axis=axis, keepdims=keepdims)
+            return _arr(ss / a.dtype.type(max(count - correction, 0)), a.dtype)
+
+    def matmul(self, a, b):
+        return _arr(np.matmul(a, b))
+
     # ----------------------------------------------------------- convolution
-    def conv2d_forward(self, x, w, b, stride, padding, dilation):
+    # groups: the channel axes split as (g, C/g) and the GEMMs below gain a
+    # leading batch axis g (np.matmul batches over it); g = 1 is one GEMM.
+    def conv2d_forward(self, x, w, b, stride, padding, dilation, groups=1):
         N, _, H, W = x.shape
-        C_out, _, KH, KW = w.shape
+        C_out, Cg, KH, KW = w.shape
+        g = groups
         OH, OW = conv_output_size((H, W), (KH, KW), stride, padding, dilation)
         cols = _im2col(x, (KH, KW), (OH, OW), stride, padding, dilation)
-        y = w.reshape(C_out, -1) @ cols  # (C_out, N*OH*OW): the whole conv
+        # (g, C_out/g, Cg*KH*KW) @ (g, Cg*KH*KW, N*OH*OW): the whole conv.
+        y = (w.reshape(g, C_out // g, -1) @ cols.reshape(g, Cg * KH * KW, -1)).reshape(C_out, -1)
         if b is not None:
             y += b[:, None]
         return np.ascontiguousarray(y.reshape(C_out, N, OH, OW).transpose(1, 0, 2, 3))
 
-    def conv2d_backward_weight(self, dy, x, kernel_hw, stride, padding, dilation):
+    def conv2d_backward_weight(self, dy, x, kernel_hw, stride, padding, dilation, groups=1):
         # dw[o, c, kh, kw] = sum over n, oh, ow of dy[n, o, oh, ow] * window:
         # the forward's product with the output-pixel axis contracted instead.
         N, C_out, OH, OW = dy.shape
+        g, Cg = groups, x.shape[1] // groups
         cols = _im2col(x, kernel_hw, (OH, OW), stride, padding, dilation)
-        dy2 = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(C_out, -1)
-        return (dy2 @ cols.T).reshape(C_out, x.shape[1], *kernel_hw)
+        cols = cols.reshape(g, Cg * kernel_hw[0] * kernel_hw[1], -1)
+        dy2 = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(g, C_out // g, -1)
+        return (dy2 @ cols.transpose(0, 2, 1)).reshape(C_out, Cg, *kernel_hw)
 
-    def conv2d_backward_input(self, dy, w, input_hw, stride, padding, dilation):
+    def conv2d_backward_input(self, dy, w, input_hw, stride, padding, dilation, groups=1):
         N, C_out, OH, OW = dy.shape
-        _, C, KH, KW = w.shape
+        _, Cg, KH, KW = w.shape
+        g = groups
+        C = Cg * g
         (H, W), (sh, sw), (ph, pw), (dh, dw) = input_hw, stride, padding, dilation
-        # Gradient of every column entry: dcols = w^T dy, one (KH*KW*C, OH*OW)
-        # matrix per image. The weight is ordered (KH, KW, C) so that each
-        # tap's slice below is a contiguous (C, OH, OW) block: faster adds.
-        wt = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(KH * KW * C, C_out)
-        dcols = (wt @ dy.reshape(N, C_out, OH * OW)).reshape(N, KH, KW, C, OH, OW)
+        # Gradient of every column entry: dcols = w^T dy, one (KH*KW*Cg, OH*OW)
+        # matrix per image and group. The weight is ordered (KH, KW, Cg) so
+        # that each tap's slice below is a contiguous (C, OH, OW) block when
+        # g = 1: faster adds.
+        wt = np.ascontiguousarray(w.reshape(g, C_out // g, Cg, KH, KW).transpose(0, 3, 4, 2, 1))
+        wt = wt.reshape(g, KH * KW * Cg, C_out // g)
+        dcols = wt @ dy.reshape(N, g, C_out // g, OH * OW)  # (N, g, KH*KW*Cg, OH*OW)
+        dcols = dcols.reshape(N, g, KH, KW, Cg, OH, OW).transpose(0, 2, 3, 1, 4, 5, 6)
+        dcols = dcols.reshape(N, KH, KW, C, OH, OW)
         # col2im: each input pixel gets the sum over every window that read
         # it, so scatter-add tap (kh, kw) onto the rows/columns it read. The
         # buffer holds the padded image, and is at least as large as the taps
