@@ -2,7 +2,8 @@
 
 import math
 
-from .launch_checks import INT32_LIMIT, check_arrays, check_hw, check_ndim, check_pairs, fail
+from .launch_checks import (INT32_LIMIT, _is_int, check_arrays, check_hw, check_ndim, check_pairs,
+                            fail)
 
 
 def pair(v, name="argument"):
@@ -34,7 +35,8 @@ def conv_transpose_output_size(in_hw, kernel_hw, stride, padding, output_padding
 # integers, in this order.
 class ConvShape(tuple):
     """(N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw): x (N, C, H, W),
-    w (K, C, KH, KW), y (N, K, OH, OW), stride, padding, dilation."""
+    w (K, C/groups, KH, KW), y (N, K, OH, OW), stride, padding, dilation.
+    C and K are always the total channel counts; groups travels beside."""
 
     def __new__(cls, *dims):
         return super().__new__(cls, (int(d) for d in dims))
@@ -43,7 +45,17 @@ class ConvShape(tuple):
         property(lambda self, i=i: self[i]) for i in range(15))
 
 
-def check_forward(op, x, w, b, stride, padding, dilation):
+def check_groups(op, C, K, groups):
+    """groups as an int that divides both channel counts, or a ValueError."""
+    if not _is_int(groups) or groups < 1:
+        fail(op, f"groups must be a positive int, got {groups!r}")
+    if C % groups or K % groups:
+        fail(op, f"groups={groups} must divide both the input channels ({C}) and the "
+                 f"output channels ({K})")
+    return int(groups)
+
+
+def check_forward(op, x, w, b, stride, padding, dilation, groups=1):
     """(dtype, ConvShape) for y = conv2d(x, w) + b, or a ValueError naming op."""
     check_ndim(op, "x", x, 4)
     check_ndim(op, "w", w, 4)
@@ -51,9 +63,10 @@ def check_forward(op, x, w, b, stride, padding, dilation):
     (sh, sw), (ph, pw), (dh, dw) = check_pairs(op, stride, padding, dilation)
     N, C, H, W = x.shape
     K, Cw, KH, KW = w.shape
-    if Cw != C:
-        fail(op, f"w has {Cw} input channels but x has {C} (x {tuple(x.shape)}, "
-                 f"w {tuple(w.shape)})")
+    if Cw * groups != C:
+        fail(op, f"w has {Cw} input channels per group ({groups} groups) but x has {C} "
+                 f"(x {tuple(x.shape)}, w {tuple(w.shape)})")
+    check_groups(op, C, K, groups)
     if b is not None and tuple(b.shape) != (K,):
         fail(op, f"b must have shape ({K},), got {tuple(b.shape)}")
     OH, OW = conv_output_size((H, W), (KH, KW), (sh, sw), (ph, pw), (dh, dw))
@@ -65,7 +78,7 @@ def check_forward(op, x, w, b, stride, padding, dilation):
     return dtype, ConvShape(N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw)
 
 
-def check_backward_input(op, dy, w, input_hw, stride, padding, dilation):
+def check_backward_input(op, dy, w, input_hw, stride, padding, dilation, groups=1):
     """(dtype, ConvShape) for dx = conv2d's input gradient, of shape (N, C, *input_hw)."""
     check_ndim(op, "dy", dy, 4)
     check_ndim(op, "w", w, 4)
@@ -73,7 +86,9 @@ def check_backward_input(op, dy, w, input_hw, stride, padding, dilation):
     (sh, sw), (ph, pw), (dh, dw) = check_pairs(op, stride, padding, dilation)
     H, W = check_hw(op, "input_hw", input_hw)
     N, K, OH, OW = dy.shape
-    Kw, C, KH, KW = w.shape
+    Kw, Cg, KH, KW = w.shape
+    C = Cg * groups
+    check_groups(op, C, K, groups)
     if Kw != K:
         fail(op, f"w has {Kw} output channels but dy has {K} (dy {tuple(dy.shape)}, "
                  f"w {tuple(w.shape)})")
@@ -82,8 +97,8 @@ def check_backward_input(op, dy, w, input_hw, stride, padding, dilation):
     return dtype, ConvShape(N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw)
 
 
-def check_backward_weight(op, dy, x, kernel_hw, stride, padding, dilation):
-    """(dtype, ConvShape) for dw = conv2d's weight gradient, of shape (K, C, *kernel_hw).
+def check_backward_weight(op, dy, x, kernel_hw, stride, padding, dilation, groups=1):
+    """(dtype, ConvShape) for dw = conv2d's weight gradient, of shape (K, C/groups, *kernel_hw).
     OH, OW are dy's (they may be smaller than x gives)."""
     check_ndim(op, "dy", dy, 4)
     check_ndim(op, "x", x, 4)
@@ -94,6 +109,7 @@ def check_backward_weight(op, dy, x, kernel_hw, stride, padding, dilation):
     Nx, C, H, W = x.shape
     if Nx != N:
         fail(op, f"dy has batch {N} but x has {Nx} (dy {tuple(dy.shape)}, x {tuple(x.shape)})")
+    check_groups(op, C, K, groups)
     if K * C * KH * KW >= INT32_LIMIT:
         fail(op, f"dw has {K * C * KH * KW} elements; int32 indexing allows < 2**31")
     return dtype, ConvShape(N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw)
