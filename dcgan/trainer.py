@@ -72,4 +72,5 @@ def generate(netG, noise, bn="batch"):
     finally:
         for buf, copy in saved:
             buf._backend.copy_(buf.data, copy)
+            buf._bump_version()
         netG.train(was_training)

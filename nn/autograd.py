@@ -1,4 +1,4 @@
-"""Reverse-mode autograd: `Function`, its context, the backward engine, no_grad.
+"""Reverse-mode autograd of any order: `Function`, its context, the engine.
 
 Every differentiable op, built-in or user-written, is a `Function` subclass
 with static `forward(ctx, ...)` and `backward(ctx, *grad_outputs)`, exactly as
@@ -8,12 +8,31 @@ outputs. The context keeps only what `save_for_backward` was given (Chainer's
 rule: keep what the backward needs, nothing more), plus edges to the nodes
 that produced the inputs.
 
-`Tensor.backward` walks the graph in reverse topological order, sums the
-gradients reaching each node, and accumulates into the `.grad` of leaf tensors.
-Unless `retain_graph=True`, each node drops its saved tensors once used, so
-the graph is freed and a second backward through it is a clear error.
+Higher order (Chainer's FunctionNode way). Every built-in backward is written
+with differentiable ops, i.e. other `Function`s (nn/ops.py, nn/functional.py).
+The engine runs a backward pass with recording off by default, so those ops
+cost what the raw kernels cost; with `create_graph=True` it runs the same
+backward with recording on, so the gradients it returns carry a graph of
+their own and can be differentiated again, to any order. A user Function
+whose backward is written with Tensor ops gets this for free, as in torch;
+one that computes on raw arrays can say so with `@once_differentiable`,
+and differentiating through it a second time is then a clear error.
+
+Saved-tensor versions. Each tensor has a version counter, bumped by every
+in-place write the library makes (optimizer steps, nn.init, load_state_dict,
+Tensor.copy_/zero_/..., batch norm's running statistics, assigning .data).
+`save_for_backward` records the versions, and a backward that finds a saved
+tensor changed raises instead of computing a wrong gradient.
+
+The engine (`run_backward`) walks the graph in reverse topological order,
+sums the gradients reaching each node, and either accumulates into the
+`.grad` of leaf tensors (`Tensor.backward`) or returns the gradients of
+chosen inputs (`grad`), visiting only the part of the graph that leads to
+them. Unless retain_graph is true, each node drops its saved tensors once
+used, so a second backward through it is a clear error.
 """
 
+import functools
 import threading
 
 _state = threading.local()
@@ -32,6 +51,10 @@ class _GradMode:
 
     enabled = True
 
+    def __init__(self, enabled=None):
+        if enabled is not None:
+            self.enabled = bool(enabled)
+
     def __enter__(self):
         self._prev = is_grad_enabled()
         _set_grad_enabled(self.enabled)
@@ -40,10 +63,10 @@ class _GradMode:
         _set_grad_enabled(self._prev)
 
     def __call__(self, fn):
+        @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with self.__class__():
                 return fn(*args, **kwargs)
-        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
         return wrapper
 
 
@@ -54,6 +77,23 @@ class no_grad(_GradMode):
 
 class enable_grad(_GradMode):
     enabled = True
+
+
+class set_grad_enabled(_GradMode):
+    """`with nn.set_grad_enabled(flag):` records a graph if flag is true."""
+
+    def __init__(self, mode):
+        super().__init__(mode)
+
+
+class Version:
+    """A tensor's version counter, shared by tensors that share storage
+    (`detach()`, a Parameter made from a Tensor)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
 
 
 class _Leaf:
@@ -71,14 +111,22 @@ class FunctionCtx:
     def __init__(self):
         self.needs_input_grad = ()
         self._saved = ()
+        self._saved_versions = ()
         self._freed = False
         self._fn = None         # the Function subclass
         self._edges = ()        # per forward argument: (node or _Leaf, output_nr) or None
         self._n_outputs = 0
         self._output_meta = ()  # (shape, dtype) per output, to materialise missing grads
+        self._non_differentiable = ()
 
     def save_for_backward(self, *tensors):
         self._saved = tensors
+        self._saved_versions = tuple(getattr(t, "_version", None) and t._version.value
+                                     for t in tensors)
+
+    def mark_non_differentiable(self, *outputs):
+        """Outputs that carry no gradient (indices, masks), as in torch."""
+        self._non_differentiable = tuple(id(o) for o in outputs)
 
     @property
     def saved_tensors(self):
@@ -87,6 +135,14 @@ class FunctionCtx:
                 f"{self._fn.__name__}: trying to backward through the graph a second time "
                 "(its saved tensors were freed after the first backward). "
                 "Pass retain_graph=True to the first backward if you need to.")
+        for k, (t, v) in enumerate(zip(self._saved, self._saved_versions)):
+            if t is not None and v is not None and t._version.value != v:
+                raise RuntimeError(
+                    f"{self._fn.__name__}: one of the tensors it saved for its backward "
+                    f"(saved tensor {k}, shape {t.shape}) was modified by an in-place "
+                    f"operation after the forward: it is at version {t._version.value}, the "
+                    f"backward needs version {v}. Compute the gradient before changing it "
+                    "(e.g. call backward() before optimizer.step()), or change a copy.")
         return self._saved
 
     def _free(self):
@@ -125,16 +181,63 @@ class Function:
         ctx._edges = tuple(_edge(a) if need else None
                            for a, need in zip(args, ctx.needs_input_grad))
         ctx._n_outputs = len(outputs)
-        ctx._output_meta = tuple((o.shape, o.dtype) if isinstance(o, Tensor) else None
-                                 for o in outputs)
+        ctx._output_meta = tuple(  # None: no gradient slot (not a tensor, or marked)
+            (o.shape, o.dtype) if isinstance(o, Tensor) and id(o) not in ctx._non_differentiable
+            else None for o in outputs)
         result = []
         for i, o in enumerate(outputs):
-            if isinstance(o, Tensor):
+            if isinstance(o, Tensor) and id(o) not in ctx._non_differentiable:
                 if any(o is a for a in args):  # forward returned an input: give a new handle
-                    o = Tensor(o.data, _backend=o._backend)
+                    o = Tensor(o.data, _backend=o._backend, _version=o._version)
                 o.requires_grad, o.grad_fn, o._output_nr = True, ctx, i
             result.append(o)
         return tuple(result) if isinstance(out, tuple) else result[0]
+
+
+def once_differentiable(backward):
+    """Decorator for a `Function.backward` that computes on raw arrays.
+
+    It runs with recording off; when the engine records the backward pass
+    (create_graph=True) and something would need the gradient of its
+    result, the result is tied to a node whose own backward raises, so a
+    second-order gradient through it is an error rather than a silent zero."""
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grad_outputs):
+        with no_grad():
+            grads = backward(ctx, *grad_outputs)
+        if not is_grad_enabled():
+            return grads
+        single = not isinstance(grads, tuple)
+        grads = (grads,) if single else grads
+        from .tensor import Tensor
+        sources = [g for g in grad_outputs if isinstance(g, Tensor)]
+        sources += [t for t in ctx._saved if isinstance(t, Tensor)]
+        if not any(t.requires_grad for t in sources):
+            return grads[0] if single else grads
+        name = ctx.name()
+        out = tuple(_OnceDifferentiableError.apply(g, name, *sources)
+                    if isinstance(g, Tensor) else g for g in grads)
+        return out[0] if single else out
+
+    return wrapper
+
+
+class _OnceDifferentiableError(Function):
+    """Passes a gradient through; its own backward says why it cannot."""
+
+    @staticmethod
+    def forward(ctx, g, name, *sources):
+        from .tensor import Tensor
+        ctx.fn_name = name
+        return Tensor(g.data, _backend=g._backend)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(
+            f"{ctx.fn_name}: trying to differentiate twice a Function whose backward is marked "
+            "@once_differentiable; write its backward with differentiable Tensor ops to get "
+            "higher-order gradients")
 
 
 def _edge(t):
@@ -166,40 +269,78 @@ def _topological_order(roots):
     return order
 
 
-def run_backward(tensors, grads, retain_graph=False):
-    """Backpropagate `grads` (Tensors, one per tensor) from `tensors` into leaf `.grad`s."""
+def _nodes_leading_to(order, targets):
+    """ids of the nodes in `order` from which an edge in `targets` (a set of
+    (id(node or leaf), output_nr)) can be reached: the only ones `grad` runs."""
+    needed = set()
+    for node in reversed(order):  # producers first
+        if any(e is not None and ((id(e[0]), e[1]) in targets or id(e[0]) in needed)
+               for e in node._edges):
+            needed.add(id(node))
+    return needed
+
+
+def _add(a, b, create_graph):
+    """a + b for gradients: recorded when the backward pass is."""
+    if create_graph:
+        return a + b
     from .tensor import Tensor
+    return Tensor(a._backend.add(a.data, b.data), _backend=a._backend)
+
+
+def run_backward(tensors, grads, retain_graph=False, create_graph=False, inputs=None):
+    """Backpropagate `grads` (Tensors, one per tensor) from `tensors`.
+
+    inputs=None: accumulate into the `.grad` of every leaf reached.
+    inputs given: return their gradients (None where none arrived) and
+    leave every `.grad` alone, running only the nodes that lead to them."""
+    from .tensor import Tensor, zeros
     pending = {}  # id(node) -> list of summed grads, one slot per output
+    targets = None if inputs is None else {(id(e[0]), e[1]): k
+                                           for k, e in enumerate(_edge(t) for t in inputs)}
+    captured = [None] * (0 if inputs is None else len(inputs))
+
+    def capture(key, g):
+        k = targets[key]
+        captured[k] = g if captured[k] is None else _add(captured[k], g, create_graph)
 
     def deliver(edge, g):
         target, nr = edge
         if isinstance(target, _Leaf):
-            leaf = target.tensor
-            if leaf.grad is None:
-                leaf.grad = Tensor(leaf._backend.astype(g.data, g.dtype), _backend=leaf._backend)
-            else:
-                leaf.grad = Tensor(leaf._backend.add(leaf.grad.data, g.data), _backend=leaf._backend)
+            if targets is not None:
+                if (id(target), 0) in targets:
+                    capture((id(target), 0), g)
+                return
+            _accumulate_grad(target.tensor, g, create_graph)
             return
         slots = pending.setdefault(id(target), [None] * target._n_outputs)
-        slots[nr] = g if slots[nr] is None else Tensor(g._backend.add(slots[nr].data, g.data),
-                                                        _backend=g._backend)
+        slots[nr] = g if slots[nr] is None else _add(slots[nr], g, create_graph)
 
     roots = []
     for t, g in zip(tensors, grads):
         if not t.requires_grad:
-            raise RuntimeError("backward: the tensor does not require grad and has no grad_fn")
+            raise RuntimeError("backward: a tensor does not require grad and has no grad_fn "
+                               "(was it computed under no_grad, or from inputs that do not "
+                               "require grad?)")
         deliver(_edge(t), g)
         if t.grad_fn is not None:
             roots.append(t.grad_fn)
 
-    with no_grad():
-        for node in _topological_order(roots):
+    order = _topological_order(roots)
+    needed = None if targets is None else _nodes_leading_to(order, set(targets))
+    with _GradMode(create_graph):
+        for node in order:
             slots = pending.pop(id(node), None)
             if slots is None:
                 continue
+            if targets is not None:
+                for nr, g in enumerate(slots):
+                    if g is not None and (id(node), nr) in targets:
+                        capture((id(node), nr), g)
+                if id(node) not in needed:
+                    continue
             for i, (g, meta) in enumerate(zip(slots, node._output_meta)):
                 if g is None and meta is not None:  # an unused output: its gradient is zero
-                    from .tensor import zeros
                     slots[i] = zeros(meta[0], dtype=meta[1])
             if node._freed:
                 node.saved_tensors  # raises the "second time" error
@@ -211,8 +352,7 @@ def run_backward(tensors, grads, retain_graph=False):
                 raise RuntimeError(f"{node.name()}.backward returned {len(grads_in)} gradients, "
                                    f"expected {n_args} (one per forward argument, None for "
                                    "arguments that need none)")
-            for edge, g, (k, need) in zip(node._edges, grads_in,
-                                          enumerate(node.needs_input_grad)):
+            for edge, g, k in zip(node._edges, grads_in, range(n_args)):
                 if edge is None or g is None:
                     continue
                 if not isinstance(g, Tensor):
@@ -225,19 +365,90 @@ def run_backward(tensors, grads, retain_graph=False):
                 deliver(edge, g)
             if not retain_graph:
                 node._free()
+    return captured
 
 
-def backward(tensors, grad_tensors, retain_graph=False):
-    """torch.autograd.backward: backpropagate from several outputs at once."""
-    tensors = tuple(tensors) if isinstance(tensors, (tuple, list)) else (tensors,)
-    grads = tuple(grad_tensors) if isinstance(grad_tensors, (tuple, list)) else (grad_tensors,)
-    if len(grads) != len(tensors):
-        raise ValueError(f"backward: {len(tensors)} tensors but {len(grads)} gradients")
-    for t, g in zip(tensors, grads):
+def _accumulate_grad(leaf, g, create_graph):
+    """leaf.grad += g, as torch: a fresh tensor the first time; with
+    create_graph the sum is recorded, so the .grad can be differentiated."""
+    from .tensor import Tensor
+    B = leaf._backend
+    if create_graph:
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+    elif leaf.grad is None:
+        leaf.grad = Tensor(B.astype(g.data, g.dtype), _backend=B)  # own, contiguous storage
+    else:
+        leaf.grad = Tensor(B.add(leaf.grad.data, g.data), _backend=B)
+
+
+def _as_tuple(x):
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def _grad_tensors(op, outputs, grad_outputs):
+    """The upstream gradient of each output: given, or 1 for a scalar."""
+    from .tensor import Tensor, as_tensor_like
+    if grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    grad_outputs = _as_tuple(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"{op}: {len(outputs)} outputs but {len(grad_outputs)} gradients")
+    grads = []
+    for t, g in zip(outputs, grad_outputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: outputs must be Tensors, got {type(t).__name__}")
+        if g is None:
+            if t.numel() != 1:
+                raise RuntimeError(f"{op}: grad can be implicitly created only for scalar "
+                                   f"outputs; this output has shape {t.shape}, pass its gradient")
+            g = Tensor(t._backend.full(t.shape, 1.0, t.dtype), _backend=t._backend)
+        else:
+            g = as_tensor_like(g, t, op)
         if tuple(g.shape) != tuple(t.shape):
-            raise RuntimeError(f"backward: gradient has shape {tuple(g.shape)}, "
-                               f"expected {tuple(t.shape)}")
-    run_backward(tensors, grads, retain_graph)
+            raise RuntimeError(f"{op}: gradient has shape {tuple(g.shape)}, expected "
+                               f"{tuple(t.shape)}")
+        grads.append(g)
+    return grads
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """torch.autograd.backward: accumulate into leaves' .grad from several outputs."""
+    tensors = _as_tuple(tensors)
+    grads = _grad_tensors("backward", tensors, grad_tensors)
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    if inputs is None:
+        run_backward(tensors, grads, retain_graph, create_graph)
+        return
+    inputs = _as_tuple(inputs)
+    got = run_backward(tensors, grads, retain_graph, create_graph, inputs=inputs)
+    for t, g in zip(inputs, got):
+        if g is not None:
+            _accumulate_grad(t, g, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """torch.autograd.grad: the gradients of `outputs` w.r.t. `inputs`, returned
+    as a tuple (no .grad is touched). With create_graph=True they carry a graph
+    and can be differentiated again. retain_graph defaults to create_graph."""
+    from .tensor import Tensor
+    outputs, inputs = _as_tuple(outputs), _as_tuple(inputs)
+    for k, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"grad: inputs must be Tensors, got {type(t).__name__} at {k}")
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: input {k} (shape {t.shape}) does not require grad; "
+                               "set requires_grad=True on it before the forward pass")
+    grads = _grad_tensors("grad", outputs, grad_outputs)
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    got = run_backward(outputs, grads, retain_graph, create_graph, inputs=inputs)
+    for k, g in enumerate(got):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: input {k} (shape {inputs[k].shape}) was not used to "
+                               "compute the outputs; pass allow_unused=True to get None for it")
+        if g is not None and not create_graph:
+            got[k] = g.detach()
+    return tuple(got)
 
 
 def _edge_shape(edge):

@@ -132,3 +132,49 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, nondet_tol=0.0,
                         f"differ at element {j}: {first[k][j]!r} vs {again[k][j]!r} "
                         f"(nondet_tol={nondet_tol})")
     return True
+
+
+def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
+                  gen_non_contig_grad_outputs=False, raise_exception=True, fast_mode=False,
+                  nondet_tol=0.0):
+    """True if fn's second derivatives match finite differences, as torch's
+    gradgradcheck: `gradcheck` of the map (inputs, v) -> grad(fn(inputs),
+    inputs, v, create_graph=True), so the numerical side differentiates the
+    analytic first derivatives and the analytic side runs the double backward.
+    grad_outputs v default to random float64 tensors requiring grad, one per
+    output; gen_non_contig_grad_outputs hands fn's backward non-contiguous
+    views of them."""
+    from . import autograd
+    inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+    if grad_outputs is None:
+        with no_grad():
+            outs = _outputs(fn, [tensor(x.numpy(), dtype=float64) if isinstance(x, Tensor) else x
+                                 for x in inputs])
+        rng = np.random.default_rng(1)
+        grad_outputs = tuple(tensor(rng.uniform(-1, 1, o.shape), dtype=float64,
+                                    requires_grad=True) for o in outs)
+    else:
+        grad_outputs = tuple(grad_outputs) if isinstance(grad_outputs, (tuple, list)) \
+            else (grad_outputs,)
+    n_out = len(grad_outputs)
+
+    def first_derivatives(*args):
+        xs, vs = args[:-n_out], args[-n_out:]
+        if gen_non_contig_grad_outputs:
+            vs = tuple(_non_contiguous(v) for v in vs)
+        with autograd.enable_grad():  # the numerical side calls this under no_grad
+            outs = _outputs(fn, xs)
+            diff = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
+            grads = autograd.grad(outs, diff, vs, create_graph=True, allow_unused=True)
+        return tuple(g for g in grads if g is not None)
+
+    return gradcheck(first_derivatives, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol,
+                     nondet_tol=nondet_tol, raise_exception=raise_exception,
+                     fast_mode=fast_mode)
+
+
+def _non_contiguous(v):
+    """The values of v in a view with stride 2 along its last dim (differentiable)."""
+    if v.ndim == 0:
+        return v
+    return v.unsqueeze(-1).expand(*v.shape, 2).contiguous()[..., 0]

@@ -8,7 +8,7 @@ from .autograd import no_grad
 def _fill_from(tensor, array):
     with no_grad():
         tensor._backend.copy_(tensor.data, array)
-    return tensor
+    return tensor._bump_version()
 
 
 def normal_(tensor, mean=0.0, std=1.0):
@@ -24,7 +24,7 @@ def uniform_(tensor, a=0.0, b=1.0):
 def constant_(tensor, val):
     with no_grad():
         tensor._backend.fill_(tensor.data, float(val))
-    return tensor
+    return tensor._bump_version()
 
 
 def zeros_(tensor):

@@ -172,6 +172,7 @@ class Module:
                                        f"{dst.shape}")
                 B = dst._backend
                 B.copy_(dst.data, B.to_device(host, dst.dtype))
+                dst._bump_version()
         return IncompatibleKeys(missing, unexpected)
 
     # -------------------------------------------------------------- modes
@@ -196,6 +197,7 @@ class Module:
                 p.grad = None
             else:
                 p._backend.fill_(p.grad.data, 0.0)
+                p.grad._bump_version()
 
     def apply(self, fn):
         for m in self.children():

@@ -166,6 +166,7 @@ class Adam(Optimizer):
         B.adam_step_([p.data for p in params], [p.grad.data for p in params],
                      [s["exp_avg"].data for s in st], [s["exp_avg_sq"].data for s in st],
                      [s["step"] for s in st], g["lr"], b1, b2, g["eps"], g["weight_decay"])
+        _bump_versions(params, st, ("exp_avg", "exp_avg_sq"))
 
 
 class SGD(Optimizer):
@@ -196,3 +197,13 @@ class SGD(Optimizer):
             bufs.append(None if g["momentum"] == 0 or buf is None else buf.data)
         B.sgd_step_([p.data for p in params], [p.grad.data for p in params], bufs, first,
                     g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"])
+        _bump_versions(params, [self.state[p] for p in params], ("momentum_buffer",))
+
+
+def _bump_versions(params, states, keys):
+    """The step wrote these in place: a graph that saved them is now stale."""
+    for p, st in zip(params, states):
+        p._bump_version()
+        for k in keys:
+            if st.get(k) is not None and hasattr(st[k], "_bump_version"):
+                st[k]._bump_version()

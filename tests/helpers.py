@@ -107,3 +107,82 @@ def make_cupy_unavailable(monkeypatch):
                         {k: v for k, v in kernels._instances.items() if k != "cupy"})
     assert kernels.why_unavailable("cupy") is not None
     return "cupy"
+
+
+def lib(F):
+    """The library beside a functional module: torch for torch.nn.functional,
+    nn for nn.functional (for torch.cat / nn.cat and friends in one lambda)."""
+    return torch if F is torch.nn.functional else nn
+
+
+def _grads_or_zeros(grads, like):
+    return [np.zeros(t.shape) if g is None else
+            (g.detach().numpy(force=True) if isinstance(g, torch.Tensor) else g.numpy())
+            for g, t in zip(grads, like)]
+
+
+def helper_test_grad2(shapes, fn, *, dtype, seed, vals=None, low=-2.0, high=2.0,
+                      requires_grad=True, op=None, tol=None):
+    """Second derivatives of `fn` against torch float64, by double backward.
+
+    With inputs x, a random upstream gradient v (one per output) and random
+    directions u (one per differentiable input):
+        g  = grad(fn(x), x, v, create_graph=True)      (first order, recorded)
+        s  = sum_i <g_i, u_i>
+        h  = grad(s, (x, v))                           (second order)
+    h's x-part is the Hessian-vector product H(v) u and its v-part is J u
+    (the double-backward trick's Jacobian-vector product). Both sides do
+    exactly this; g and h must match torch's within tol (1e-10 float64,
+    1e-5 float32 unless stated)."""
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    tol = TOL[dtype] if tol is None else tol
+    op = op or getattr(fn, "__name__", "op")
+    host = [np.asarray(v, np.float64) for v in vals] if vals is not None else [
+        rng.uniform(low, high, s) for s in shapes]
+    host = [h.astype(dtype).astype(np.float64) for h in host]
+    needs = [requires_grad] * len(host) if isinstance(requires_grad, bool) else list(requires_grad)
+
+    t_in = [torch.tensor(h, dtype=torch.float64, requires_grad=g) for h, g in zip(host, needs)]
+    o_in = [nn.tensor(h, dtype=dtype, requires_grad=g) for h, g in zip(host, needs)]
+    t_out, o_out = fn(torch.nn.functional, *t_in), fn(nn.functional, *o_in)
+    t_outs = t_out if isinstance(t_out, tuple) else (t_out,)
+    o_outs = o_out if isinstance(o_out, tuple) else (o_out,)
+    t_x = [t for t, g in zip(t_in, needs) if g]
+    o_x = [o for o, g in zip(o_in, needs) if g]
+
+    vs = [rng.standard_normal(t.shape).astype(dtype).astype(np.float64) for t in t_outs]
+    us = [rng.standard_normal(t.shape).astype(dtype).astype(np.float64) for t in t_x]
+    t_v = [torch.tensor(v, requires_grad=True) for v in vs]
+    o_v = [nn.tensor(v, dtype=dtype, requires_grad=True) for v in vs]
+
+    t_g = torch.autograd.grad(t_outs, t_x, t_v, create_graph=True, allow_unused=True)
+    o_g = nn.autograd.grad(o_outs, o_x, o_v, create_graph=True, allow_unused=True)
+    for k, (a, b) in enumerate(zip(_grads_or_zeros(o_g, o_x), _grads_or_zeros(t_g, t_x))):
+        err = rel_error(a, b)
+        record_worst(op, dtype, "grad", err)
+        assert err <= tol, f"{op} first derivative {k} ({dtype}): relative error {err:.3e}"
+
+    def contract(gs, wrap_u):
+        total = None
+        for g, u in zip(gs, us):
+            if g is None:
+                continue
+            term = (g * wrap_u(u)).sum()
+            total = term if total is None else total + term
+        return total
+
+    t_s = contract(t_g, torch.tensor)
+    o_s = contract(o_g, lambda u: nn.tensor(u, dtype=dtype))
+    if t_s is None or not t_s.requires_grad:
+        assert o_s is None or not o_s.requires_grad, f"{op}: torch's gradient is constant"
+        return
+    t_h = torch.autograd.grad(t_s, t_x + t_v, allow_unused=True)
+    o_h = nn.autograd.grad(o_s, o_x + o_v, allow_unused=True)
+    names = [f"d2/dx{k}" for k in range(len(t_x))] + [f"d2/dv{k}" for k in range(len(t_v))]
+    for name, a, b in zip(names, _grads_or_zeros(o_h, o_x + o_v),
+                          _grads_or_zeros(t_h, t_x + t_v)):
+        err = rel_error(a, b)
+        record_worst(op, dtype, "grad2", err)
+        assert np.isfinite(a).all() or not np.isfinite(b).all(), f"{op} {name}: non-finite"
+        assert err <= tol, f"{op} {name} ({dtype}): relative error {err:.3e} > {tol:.0e}"

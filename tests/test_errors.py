@@ -13,20 +13,24 @@ def t(*shape, dtype=nn.float32):
 
 @pytest.mark.parametrize("call,error,pattern", [
     (lambda: F.conv2d(t(2, 3, 8, 8), t(4, 2, 3, 3)), ValueError,
-     r"conv2d: input has 3 channels but weight of shape \(4, 2, 3, 3\) expects 2"),
-    (lambda: F.conv2d(t(3, 8, 8), t(4, 3, 3, 3)), ValueError,
-     r"conv2d: expected input \(N, C, H, W\) to be 4-d, got shape \(3, 8, 8\)"),
+     r"conv2d: input has 3 channels but weight of shape \(4, 2, 3, 3\) with groups=1 "
+     r"expects 2"),
+    (lambda: F.conv2d(t(8, 8), t(4, 3, 3, 3)), ValueError,
+     r"conv2d: expected input \(N, C, H, W\) or \(C, H, W\) to be 4-d, got shape \(8, 8\)"),
     (lambda: F.conv2d(t(2, 3, 8, 8), t(4, 3, 3)), ValueError, r"conv2d: expected weight to be 4-d"),
     (lambda: F.conv2d(t(2, 3, 8, 8), t(4, 3, 3, 3), t(5)), ValueError,
      r"conv2d: bias must have shape \(4,\), got \(5,\)"),
-    (lambda: F.conv2d(t(2, 4, 8, 8), t(4, 2, 3, 3), groups=2), NotImplementedError,
-     r"conv2d: groups=2 is not supported"),
+    (lambda: F.conv2d(t(2, 4, 8, 8), t(3, 2, 3, 3), groups=2), ValueError,
+     r"conv2d: groups=2 must divide the input channels \(4\) and the output channels \(3\)"),
+    (lambda: F.conv2d(t(2, 4, 8, 8), t(4, 2, 3, 3), groups=0), ValueError,
+     r"conv2d: groups must be a positive int, got 0"),
     (lambda: F.conv2d(t(1, 1, 2, 2), t(1, 1, 3, 3)), ValueError, r"conv2d: the output would be empty"),
     (lambda: F.conv2d(t(1, 1, 5, 5), t(1, 1, 3, 3), stride=0), ValueError, r"conv2d: stride and dilation"),
     (lambda: F.conv2d(t(1, 1, 5, 5), t(1, 1, 3, 3), stride=(1, 2, 3)), TypeError,
      r"conv2d: stride must be an int or a pair"),
     (lambda: F.conv_transpose2d(t(2, 3, 4, 4), t(4, 5, 4, 4)), ValueError,
-     r"conv_transpose2d: input has 3 channels but weight of shape \(4, 5, 4, 4\) expects 4"),
+     r"conv_transpose2d: input has 3 channels but weight of shape \(4, 5, 4, 4\) with "
+     r"groups=1 expects 4"),
     (lambda: F.conv_transpose2d(t(2, 3, 4, 4), t(3, 5, 4, 4), stride=2, output_padding=2),
      ValueError, r"conv_transpose2d: output_padding must be smaller than either stride or dilation"),
     (lambda: F.conv2d(t(2, 3, 8, 8), t(4, 3, 3, 3, dtype=nn.float64)), TypeError,
@@ -50,7 +54,9 @@ def t(*shape, dtype=nn.float32):
     (lambda: nn.tensor([1.0], dtype=np.float16), TypeError,
      r"tensor: dtype must be float32 or float64, got"),
     (lambda: nn.tensor(["a"]), TypeError, r"tensor: cannot make a tensor from data of dtype"),
-    (lambda: nn.Conv2d(4, 4, 3, groups=2), NotImplementedError, r"Conv2d: groups=2 is not supported"),
+    (lambda: nn.Conv2d(4, 6, 3, groups=4), ValueError,
+     r"Conv2d: groups=4 must be a positive int dividing in_channels \(4\) and out_channels "
+     r"\(6\)"),
     (lambda: nn.optim.Adam([nn.Parameter(t(2))], lr=-1), ValueError, r"Adam: invalid learning rate"),
 ])
 def test_bad_input_raises_a_clear_error(call, error, pattern):
