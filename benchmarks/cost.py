@@ -19,17 +19,10 @@ Conventions (stated once, used everywhere):
 
 import numpy as np
 
-# FLOPs per element of the elementwise ops, forward and backward.
-EW_FLOPS = {
-    "relu_forward": 1, "relu_backward": 1,
-    "leaky_relu_forward": 2, "leaky_relu_backward": 2,
-    "tanh_forward": 6, "tanh_backward": 8,        # exp, add, div, ...
-    "sigmoid_forward": 4, "sigmoid_backward": 6,
-    "add": 1, "sub": 1, "mul": 1, "div": 1, "neg": 1, "copy_": 0, "astype": 0,
-    "random_normal": 30, "random_uniform": 20,    # Philox rounds + transform
-    "bce_forward": 8, "bce_backward": 8,
-    "bce_with_logits_forward": 8, "bce_with_logits_backward": 6,
-}
+from kernels import registry
+
+# FLOPs per element of the elementwise ops: the registry's counts.
+EW_FLOPS = registry.elementwise_flops()
 
 
 def conv_gemm_flops(x_shape, w_shape, y_shape):

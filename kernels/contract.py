@@ -30,6 +30,7 @@ core the whole library shares.
 
 import abc
 
+from . import registry
 from .conv_geometry import conv_transpose_output_size
 
 
@@ -143,29 +144,9 @@ class Backend(abc.ABC):
     # (transposes, slices, broadcasts); outputs are new contiguous arrays.
     # Floating inputs share one dtype (float32 or float64) and NaN propagates
     # as in NumPy. Masks are bool arrays; indices are int64.
-    @abc.abstractmethod
-    def exp(self, a):
-        """e**a."""
-
-    @abc.abstractmethod
-    def log(self, a):
-        """Natural log (-inf at 0, NaN below)."""
-
-    @abc.abstractmethod
-    def log1p(self, a):
-        """log(1 + a), accurate for small |a|."""
-
-    @abc.abstractmethod
-    def sqrt(self, a):
-        """Square root, correctly rounded."""
-
-    @abc.abstractmethod
-    def rsqrt(self, a):
-        """1 / sqrt(a) (inf at 0)."""
-
-    @abc.abstractmethod
-    def abs(self, a):
-        """|a|."""
+    # The unary ones (exp, log, log1p, sqrt, rsqrt, abs, ...) are declared in
+    # kernels/registry.py (UNARY) and made abstract methods below the class:
+    # backend.exp(a) etc., each with its registry doc.
 
     @abc.abstractmethod
     def pow_scalar(self, a, exponent):
@@ -410,6 +391,19 @@ class Backend(abc.ABC):
 
     def conv_transpose2d_backward_bias(self, dy):
         return self.conv2d_backward_bias(dy)
+
+
+def _unary_method(op):
+    def method(self, a):
+        raise NotImplementedError
+    method.__name__ = method.__qualname__ = op.name
+    method.__doc__ = f"{op.doc} Unary primitive: a new contiguous array of a's shape and dtype."
+    return abc.abstractmethod(method)
+
+
+for _op in registry.UNARY:
+    setattr(Backend, _op.name, _unary_method(_op))
+abc.update_abstractmethods(Backend)
 
 
 def contract_functions():

@@ -26,8 +26,11 @@ Random numbers are counter-based (Philox): the generator state is just
 draws never share counters and a checkpointed state resumes exactly.
 """
 
+import abc
+
 import numpy as np
 
+from . import registry
 from .contract import Backend
 
 
@@ -119,24 +122,7 @@ class KernelModuleBackend(Backend):
         return self.xp.broadcast_to(a, tuple(shape))
 
     # ------------------------------------------------------------ primitives
-    def exp(self, a):
-        return self.elementwise.unary("exp", a)
-
-    def log(self, a):
-        return self.elementwise.unary("log", a)
-
-    def log1p(self, a):
-        return self.elementwise.unary("log1p", a)
-
-    def sqrt(self, a):
-        return self.elementwise.unary("sqrt", a)
-
-    def rsqrt(self, a):
-        return self.elementwise.unary("rsqrt", a)
-
-    def abs(self, a):
-        return self.elementwise.unary("abs", a)
-
+    # exp, log, ... : the registry's unary primitives, wired below the class.
     def pow_scalar(self, a, exponent):
         return self.elementwise.pow_scalar(a, exponent)
 
@@ -174,29 +160,37 @@ class KernelModuleBackend(Backend):
         return self.matmul_module.matmul(a, b)
 
     # ----------------------------------------------------------- convolution
+    # The fused kernels index contiguous NCHW memory; views (a broadcast
+    # gradient from sum(), a transposed weight) are copied once here.
+    def _c(self, a):
+        return a if a is None or a.flags.c_contiguous else self.elementwise.contiguous(a)
+
     def conv2d_forward(self, x, w, b, stride, padding, dilation, groups=1):
-        return self.conv.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+        return self.conv.conv2d_forward(self._c(x), self._c(w), self._c(b), stride, padding,
+                                        dilation, groups)
 
     def conv2d_backward_input(self, dy, w, input_hw, stride, padding, dilation, groups=1):
-        return self.conv.conv2d_backward_input(dy, w, input_hw, stride, padding, dilation, groups)
+        return self.conv.conv2d_backward_input(self._c(dy), self._c(w), input_hw, stride,
+                                               padding, dilation, groups)
 
     def conv2d_backward_weight(self, dy, x, kernel_hw, stride, padding, dilation, groups=1):
-        return self.conv.conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation,
-                                                groups)
+        return self.conv.conv2d_backward_weight(self._c(dy), self._c(x), kernel_hw, stride,
+                                                padding, dilation, groups)
 
     def conv2d_backward_bias(self, dy):
-        return self.conv.conv2d_backward_bias(dy)
+        return self.conv.conv2d_backward_bias(self._c(dy))
 
     # ------------------------------------------------------------ batch norm
     def batch_norm_train_forward(self, x, weight, bias, running_mean, running_var, momentum, eps):
-        return self.batchnorm.train_forward(x, weight, bias, running_mean, running_var,
-                                            momentum, eps)
+        return self.batchnorm.train_forward(self._c(x), weight, bias, running_mean,
+                                            running_var, momentum, eps)
 
     def batch_norm_eval_forward(self, x, weight, bias, running_mean, running_var, eps):
-        return self.batchnorm.eval_forward(x, weight, bias, running_mean, running_var, eps)
+        return self.batchnorm.eval_forward(self._c(x), weight, bias, running_mean, running_var,
+                                           eps)
 
     def batch_norm_backward(self, dy, x, weight, mean, invstd, training):
-        return self.batchnorm.backward(dy, x, weight, mean, invstd, training)
+        return self.batchnorm.backward(self._c(dy), self._c(x), weight, mean, invstd, training)
 
     # ----------------------------------------------------------- activations
     def leaky_relu_forward(self, x, negative_slope):
@@ -225,26 +219,39 @@ class KernelModuleBackend(Backend):
 
     # ---------------------------------------------------------------- losses
     def bce_forward(self, p, target, reduction):
-        return self.loss.bce_forward(p, target, reduction, logits=False)
+        return self.loss.bce_forward(self._c(p), self._c(target), reduction, logits=False)
 
     def bce_backward(self, dloss, p, target, reduction, need_target_grad):
-        return self.loss.bce_backward(dloss, p, target, reduction, need_target_grad,
-                                      logits=False)
+        return self.loss.bce_backward(self._c(dloss), self._c(p), self._c(target), reduction,
+                                      need_target_grad, logits=False)
 
     def bce_with_logits_forward(self, x, target, reduction):
-        return self.loss.bce_forward(x, target, reduction, logits=True)
+        return self.loss.bce_forward(self._c(x), self._c(target), reduction, logits=True)
 
     def bce_with_logits_backward(self, dloss, x, target, reduction, need_target_grad):
-        return self.loss.bce_backward(dloss, x, target, reduction, need_target_grad,
-                                      logits=True)
+        return self.loss.bce_backward(self._c(dloss), self._c(x), self._c(target), reduction,
+                                      need_target_grad, logits=True)
 
     # ------------------------------------------------------------- optimizers
     def adam_step_(self, params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps,
                    weight_decay):
-        self.optim.adam_step_(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2,
+        self.optim.adam_step_(params, [self._c(g) for g in grads], exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2,
                               eps, weight_decay)
 
     def sgd_step_(self, params, grads, momentum_buffers, first_steps, lr, momentum, dampening,
                   weight_decay, nesterov):
-        self.optim.sgd_step_(params, grads, momentum_buffers, first_steps, lr, momentum,
+        self.optim.sgd_step_(params, [self._c(g) for g in grads], momentum_buffers, first_steps, lr, momentum,
                              dampening, weight_decay, nesterov)
+
+
+def _gpu_unary(op):
+    def method(self, a):
+        return self.elementwise.unary(op.name, a)
+    method.__name__ = method.__qualname__ = op.name
+    method.__doc__ = op.doc
+    return method
+
+
+for _op in registry.UNARY:
+    setattr(KernelModuleBackend, _op.name, _gpu_unary(_op))
+abc.update_abstractmethods(KernelModuleBackend)

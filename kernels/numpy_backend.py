@@ -24,12 +24,13 @@ Design:
   rounding) in float32 and float64.
 """
 
+import abc
 import copy
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import debug
+from . import debug, registry
 from .contract import Backend
 from .conv_geometry import conv_output_size
 
@@ -84,6 +85,15 @@ def _im2col(x, kernel_hw, out_hw, stride, padding, dilation):
     N, C, KH, KW, OH, OW = win.shape
     return np.ascontiguousarray(win.transpose(1, 2, 3, 0, 4, 5)).reshape(C * KH * KW,
                                                                          N * OH * OW)
+
+
+def _group_matmul(a, b):
+    """a @ b over a leading group axis. One group is one 2-D BLAS call:
+    np.matmul on stacked operands is several times slower even for a stack of
+    one, and groups = 1 is the common case."""
+    if a.shape[0] == 1 and b.shape[0] == 1:
+        return (a[0] @ b[0])[None]
+    return np.matmul(a, b)
 
 
 def _reduce(a, dtype, reduction):
@@ -197,30 +207,9 @@ class NumpyBackend(Backend):
         return np.broadcast_to(a, shape)
 
     # ------------------------------------------------------------ primitives
-    # One ufunc each. errstate: log(0), sqrt(-1) and the like are the
-    # documented inf/NaN results, not warnings.
-    def exp(self, a):
-        return _arr(np.exp(a))
-
-    def log(self, a):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return _arr(np.log(a))
-
-    def log1p(self, a):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return _arr(np.log1p(a))
-
-    def sqrt(self, a):
-        with np.errstate(invalid="ignore"):
-            return _arr(np.sqrt(a))
-
-    def rsqrt(self, a):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return _arr(1 / np.sqrt(a), a.dtype)
-
-    def abs(self, a):
-        return _arr(np.abs(a))
-
+    # One ufunc each; the unary ones come from kernels/registry.py (below the
+    # class). errstate: log(0), sqrt(-1) and the like are the documented
+    # inf/NaN results, not warnings.
     def pow_scalar(self, a, exponent):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return _arr(np.power(a, a.dtype.type(exponent)), a.dtype)
@@ -289,7 +278,8 @@ class NumpyBackend(Backend):
         OH, OW = conv_output_size((H, W), (KH, KW), stride, padding, dilation)
         cols = _im2col(x, (KH, KW), (OH, OW), stride, padding, dilation)
         # (g, C_out/g, Cg*KH*KW) @ (g, Cg*KH*KW, N*OH*OW): the whole conv.
-        y = (w.reshape(g, C_out // g, -1) @ cols.reshape(g, Cg * KH * KW, -1)).reshape(C_out, -1)
+        y = _group_matmul(w.reshape(g, C_out // g, -1),
+                          cols.reshape(g, Cg * KH * KW, -1)).reshape(C_out, -1)
         if b is not None:
             y += b[:, None]
         return np.ascontiguousarray(y.reshape(C_out, N, OH, OW).transpose(1, 0, 2, 3))
@@ -302,7 +292,7 @@ class NumpyBackend(Backend):
         cols = _im2col(x, kernel_hw, (OH, OW), stride, padding, dilation)
         cols = cols.reshape(g, Cg * kernel_hw[0] * kernel_hw[1], -1)
         dy2 = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(g, C_out // g, -1)
-        return (dy2 @ cols.transpose(0, 2, 1)).reshape(C_out, Cg, *kernel_hw)
+        return _group_matmul(dy2, cols.transpose(0, 2, 1)).reshape(C_out, Cg, *kernel_hw)
 
     def conv2d_backward_input(self, dy, w, input_hw, stride, padding, dilation, groups=1):
         N, C_out, OH, OW = dy.shape
@@ -316,7 +306,10 @@ class NumpyBackend(Backend):
         # g = 1: faster adds.
         wt = np.ascontiguousarray(w.reshape(g, C_out // g, Cg, KH, KW).transpose(0, 3, 4, 2, 1))
         wt = wt.reshape(g, KH * KW * Cg, C_out // g)
-        dcols = wt @ dy.reshape(N, g, C_out // g, OH * OW)  # (N, g, KH*KW*Cg, OH*OW)
+        if g == 1:  # one GEMM broadcast over the batch, as before groups
+            dcols = wt[0] @ dy.reshape(N, C_out, OH * OW)
+        else:
+            dcols = wt @ dy.reshape(N, g, C_out // g, OH * OW)  # (N, g, KH*KW*Cg, OH*OW)
         dcols = dcols.reshape(N, g, KH, KW, Cg, OH, OW).transpose(0, 2, 3, 1, 4, 5, 6)
         dcols = dcols.reshape(N, KH, KW, C, OH, OW)
         # col2im: each input pixel gets the sum over every window that read
@@ -494,3 +487,17 @@ class NumpyBackend(Backend):
                     buf += (1 - dampening) * g
                 g = g + momentum * buf if nesterov else buf
             p -= lr * g
+
+
+def _numpy_unary(op):
+    def method(self, a):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return _arr(op.numpy(a), a.dtype)
+    method.__name__ = method.__qualname__ = op.name
+    method.__doc__ = op.doc
+    return method
+
+
+for _op in registry.UNARY:
+    setattr(NumpyBackend, _op.name, _numpy_unary(_op))
+abc.update_abstractmethods(NumpyBackend)

@@ -14,6 +14,8 @@ Argument checking (shapes, dtypes, devices) happens here or in
 
 import numpy as np
 
+from kernels import registry
+
 from . import backend as _backend_state
 from .autograd import Function
 from .tensor import Tensor
@@ -305,72 +307,31 @@ class Cat(Function):
 
 
 # ============================================================ elementwise
-class Exp(Function):
-    @staticmethod
-    def forward(ctx, a):
-        B = backend_for("exp", a)
-        y = wrap(B, B.exp(a.data))
-        ctx.save_for_backward(y)
+class Unary(Function):
+    """y = f(x) for a unary primitive of kernels/registry.py: the forward is the
+    backend's kernel of that name (B.exp for "exp"), the backward the entry's
+    `grad(x, y, g)`, written with Tensor ops. One subclass per entry is made
+    below (Exp, Log, ...), and Tensor gets a method per entry (x.exp())."""
+    spec = None
+
+    @classmethod
+    def forward(cls, ctx, a):
+        name = cls.spec.name
+        B = backend_for(name, a)
+        y = wrap(B, getattr(B, name)(a.data))
+        ctx.save_for_backward(a, y)
         return y
 
-    @staticmethod
-    def backward(ctx, g):
-        y, = ctx.saved_tensors
-        return g * y
+    @classmethod
+    def backward(cls, ctx, g):
+        x, y = ctx.saved_tensors
+        return cls.spec.grad(x, y, g)
 
 
-class Log(Function):
-    @staticmethod
-    def forward(ctx, a):
-        B = backend_for("log", a)
-        ctx.save_for_backward(a)
-        return wrap(B, B.log(a.data))
-
-    @staticmethod
-    def backward(ctx, g):
-        a, = ctx.saved_tensors
-        return g / a
-
-
-class Log1p(Function):
-    @staticmethod
-    def forward(ctx, a):
-        B = backend_for("log1p", a)
-        ctx.save_for_backward(a)
-        return wrap(B, B.log1p(a.data))
-
-    @staticmethod
-    def backward(ctx, g):
-        a, = ctx.saved_tensors
-        return g / (a + 1.0)
-
-
-class Sqrt(Function):
-    @staticmethod
-    def forward(ctx, a):
-        B = backend_for("sqrt", a)
-        y = wrap(B, B.sqrt(a.data))
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        y, = ctx.saved_tensors
-        return g / (y * 2.0)
-
-
-class Rsqrt(Function):
-    @staticmethod
-    def forward(ctx, a):
-        B = backend_for("rsqrt", a)
-        y = wrap(B, B.rsqrt(a.data))
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):  # d x^-1/2 = -x^-3/2 / 2 = -y^3 / 2
-        y, = ctx.saved_tensors
-        return g * (y * y * y) * -0.5
+UNARY_FUNCTIONS = {spec.name: type(spec.name.capitalize(), (Unary,), {"spec": spec})
+                   for spec in registry.UNARY}
+Exp, Log, Log1p, Sqrt, Rsqrt, Abs = (UNARY_FUNCTIONS[n] for n in
+                                     ("exp", "log", "log1p", "sqrt", "rsqrt", "abs"))
 
 
 def _sign(B, a):
@@ -379,19 +340,6 @@ def _sign(B, a):
     pos = B.astype(B.compare("gt", a, zero), a.dtype)
     neg = B.astype(B.compare("lt", a, zero), a.dtype)
     return B.sub(pos, neg)
-
-
-class Abs(Function):
-    @staticmethod
-    def forward(ctx, a):
-        B = backend_for("abs", a)
-        ctx.save_for_backward(a)
-        return wrap(B, B.abs(a.data))
-
-    @staticmethod
-    def backward(ctx, g):  # sign(x), 0 at 0 as torch
-        a, = ctx.saved_tensors
-        return g * wrap(a._backend, _sign(a._backend, a.data))
 
 
 class Pow(Function):

@@ -7,6 +7,8 @@ live on another device, with an error that says how to move them.
 
 import numpy as np
 
+from kernels import registry as _registry
+
 from . import backend as _backend_state
 from .autograd import Version
 
@@ -322,29 +324,13 @@ class Tensor:
                       _backend=B)
 
     # ------------------------------------------------------- elementwise math
-    def exp(self):
-        from .ops import Exp
-        return Exp.apply(self)
+    # exp, log, log1p, sqrt, rsqrt, abs, ...: one method per unary primitive
+    # of kernels/registry.py, made below the class (nn/ops.py's Unary).
 
-    def log(self):
-        from .ops import Log
-        return Log.apply(self)
-
-    def log1p(self):
-        from .ops import Log1p
-        return Log1p.apply(self)
-
-    def sqrt(self):
-        from .ops import Sqrt
-        return Sqrt.apply(self)
-
-    def rsqrt(self):
-        from .ops import Rsqrt
-        return Rsqrt.apply(self)
-
-    def abs(self):
-        from .ops import Abs
-        return Abs.apply(self)
+    def sign(self):
+        """-1, 0 or +1 (0 at NaN): piecewise constant, so no gradient."""
+        from .ops import _sign
+        return Tensor(_sign(self._backend, self._data), _backend=self._backend)
 
     def pow(self, exponent):
         return self ** exponent
@@ -521,6 +507,18 @@ class Tensor:
         for axis in new_axes:
             out = out.unsqueeze(axis)
         return out
+
+
+def _unary_method(name):
+    def method(self):
+        from .ops import UNARY_FUNCTIONS
+        return UNARY_FUNCTIONS[name].apply(self)
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
+for _spec in _registry.UNARY:
+    setattr(Tensor, _spec.name, _unary_method(_spec.name))
 
 
 class ValuesIndices(tuple):

@@ -228,6 +228,63 @@ def test_cupy_precision_switch_picks_the_version():
         conv.set_precision("fp16")
 
 
+# ------------------------------------------------ cupy: TF32 tensor-core matmul
+# matmul.cu runs the same two GEMM main loops as the convs (gemm.cuh), so the
+# same stated tolerance and reason: TF32 inputs (10-bit mantissa) put the
+# normwise error against float64 near 3e-4 on random data, held to TF32_TOL;
+# float64 on the TF32-rounded inputs must agree to 1e-5 (fp32 summation
+# only), which a fragment in the wrong row or column would fail. The cases
+# cover both tiles (N > 8 and N <= 8), batches, and all four load layouts:
+# each operand as given and as a transposed view (no copy, other strides).
+MATMUL_TF32_CASES = [((33, 65), (65, 17)), ((70, 40), (40, 5)), ((3, 17, 24), (3, 24, 9)),
+                     ((2, 9, 130), (2, 130, 70))]
+
+
+@pytest.mark.parametrize("sa,sb", MATMUL_TF32_CASES)
+def test_cupy_tf32_matmul_within_its_tolerance(sa, sb, seed):
+    if kernels.why_unavailable("cupy") is not None:
+        pytest.skip(f"backend 'cupy' unavailable: {kernels.why_unavailable('cupy')}")
+    mm, cb = _module("cupy", "matmul"), kernels.get_backend("cupy")
+    rng = np.random.default_rng(seed)
+    a32 = rng.standard_normal(sa).astype(np.float32)
+    b32 = rng.standard_normal(sb).astype(np.float32)
+    want = a32.astype(np.float64) @ b32.astype(np.float64)
+    exact_on_tf32 = _tf32_round(a32).astype(np.float64) @ _tf32_round(b32).astype(np.float64)
+    swap = (1, 0) if len(sa) == 2 else (0, 2, 1)
+
+    def as_given_and_transposed(h):
+        return [cb.to_device(h, np.float32),
+                cb.permute(cb.to_device(np.ascontiguousarray(h.transpose(swap)), np.float32),
+                           swap)]
+
+    for a in as_given_and_transposed(a32):
+        for b in as_given_and_transposed(b32):
+            ours = cb.to_host(mm.matmul(a, b, version=2))
+            err = rel_error(ours, want)
+            assert 1e-6 < err <= TF32_TOL, f"TF32 error {err:.2e} (expected ~3e-4)"
+            assert rel_error(ours, exact_on_tf32) <= 1e-5
+
+
+def test_cupy_matmul_precision_switch_picks_the_version(monkeypatch, seed):
+    """conv's PRECISION (NN_CUPY_PRECISION, set_precision) is matmul's too."""
+    if kernels.why_unavailable("cupy") is not None:
+        pytest.skip(f"backend 'cupy' unavailable: {kernels.why_unavailable('cupy')}")
+    conv, mm, cb = _module("cupy", "conv"), _module("cupy", "matmul"), kernels.get_backend("cupy")
+    a = cb.to_device(_random((20, 30), seed), np.float32)
+    b = cb.to_device(_random((30, 12), seed + 1), np.float32)
+    runs = {}
+    for precision, version in (("tf32", 2), ("ieee", 1)):
+        monkeypatch.setattr(conv, "PRECISION", precision)
+        runs[version] = cb.to_host(cb.matmul(a, b))
+        assert np.array_equal(runs[version], cb.to_host(mm.matmul(a, b, version=version)))
+    assert not np.array_equal(runs[1], runs[2])  # the two versions really differ
+    with pytest.raises(ValueError, match="matmul: version 2 .* float32 only"):
+        x = mm.runtime.xp.ones((2, 2))
+        mm.matmul(x, x, version=2)
+    with pytest.raises(ValueError, match="matmul: inner dimensions differ"):
+        mm.matmul(a, a)
+
+
 # ------------------------------------- fused batch norm + activation (both GPU backends)
 @pytest.mark.parametrize("activation,slope", [("relu", 0.0), ("leaky_relu", 0.2),
                                               ("leaky_relu", -0.3)])

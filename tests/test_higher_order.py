@@ -269,3 +269,16 @@ def test_gradgradcheck_catches_a_wrong_second_derivative(backend, seed):
         nn.gradgradcheck(DetachedWeightConv.apply, (x, w))
     assert not nn.gradgradcheck(DetachedWeightConv.apply, (x, w), raise_exception=False,
                                 fast_mode=True)
+
+
+@pytest.mark.parametrize("case", __import__("test_nn_primitives").PRIMITIVE_CASES,
+                         ids=lambda c: c[0])
+def test_gradgradcheck_every_primitive(backend, seed, case):
+    """Fast mode (one random direction) over the whole primitive table."""
+    name, shapes, fn, opts = case
+    rng = np.random.default_rng(seed)
+    needs = opts.get("requires_grad", True)
+    needs = [needs] * len(shapes) if isinstance(needs, bool) else needs
+    inputs = [t64(rng.uniform(opts.get("low", -2.0), opts.get("high", 2.0), s), g)
+              for s, g in zip(shapes, needs)]
+    assert nn.gradgradcheck(lambda *xs: fn(F, *xs), inputs, fast_mode=True)

@@ -12,16 +12,18 @@ import torch
 
 import nn
 from helpers import helper_test_op, lib
+from kernels import registry
 
 POS = dict(low=0.2, high=3.0)  # inputs where log, sqrt, pow and friends are smooth
 
-PRIMITIVE_CASES = [
-    ("exp", [(3, 5)], lambda F, x: x.exp(), {}),
-    ("log", [(4, 7)], lambda F, x: x.log(), POS),
-    ("log1p", [(4, 7)], lambda F, x: x.log1p(), POS),
-    ("sqrt", [(2, 3, 5)], lambda F, x: x.sqrt(), POS),
-    ("rsqrt", [(9,)], lambda F, x: x.rsqrt(), POS),
-    ("abs", [(5, 6)], lambda F, x: x.abs(), {}),
+
+def _unary_case(op):
+    """One case per unary primitive of the registry, in its smooth domain."""
+    return (op.name, [(3, 17)], lambda F, x: getattr(x, op.name)(),
+            dict(low=op.domain[0], high=op.domain[1]))
+
+
+PRIMITIVE_CASES = [_unary_case(op) for op in registry.UNARY] + [
     ("pow", [(3, 4)], lambda F, x: x ** 3, {}),
     ("pow", [(3, 4)], lambda F, x: x ** -1.5, POS),
     ("pow", [(7,)], lambda F, x: x.pow(0.5), POS),

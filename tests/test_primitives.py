@@ -14,6 +14,7 @@ import torch
 
 import nn
 from helpers import TOL, rel_error
+from kernels import registry
 
 B = lambda: nn.backend.current()  # noqa: E731
 
@@ -58,10 +59,8 @@ def views(rng, shape, dtype, low=-2.0, high=2.0):
 
 SHAPES = [(), (1,), (7,), (3, 1, 5), (2, 3, 17), (33, 65)]
 
-UNARY = {
-    "exp": (torch.exp, -3, 3), "log": (torch.log, 0.01, 4), "log1p": (torch.log1p, -0.9, 3),
-    "sqrt": (torch.sqrt, 0.0, 4), "rsqrt": (torch.rsqrt, 0.05, 4), "abs": (torch.abs, -2, 2),
-}
+# The unary primitives, from the registry: name -> (torch reference, input range).
+UNARY = {op.name: (getattr(torch, op.torch), *op.domain) for op in registry.UNARY}
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -260,3 +259,62 @@ def test_copy_into_strided_destination(backend, dtype, seed):
     B().copy_(B().permute(big2, (1, 0)), dev(row[None, :], dtype).reshape(1, 9))
     want2 = np.broadcast_to(row.astype(dtype)[:, None], (9, 6)).astype(np.float64)
     check(big2, want2, dtype, "copy_ transposed dst")
+
+
+def test_pow_scalar_signed_zero_and_infinity(backend, dtype):
+    """NumPy's (C99's) special cases at -0 and -inf: (-0)**-1 = -inf,
+    (-inf)**3 = -inf, (-inf)**1.5 = inf, (-inf)**-2.5 = 0."""
+    h = np.array([-0.0, -np.inf, 0.0, np.inf, -3.0])
+    for p in [2.0, 3.0, -1.0, -2.5, 0.0, 1.0, 1.5]:
+        check(B().pow_scalar(dev(h, dtype), p), torch.tensor(h.astype(dtype)).pow(p).numpy(),
+              dtype, f"pow_scalar -0/-inf p={p}")
+
+
+def test_astype_special_values(backend, dtype):
+    """NaN and inf are nonzero (-> True), -0 is zero (-> False); float ->
+    int64 truncates toward zero."""
+    h = np.array([0.0, -0.0, 0.5, -2.7, np.inf, -np.inf, np.nan, 2.5])
+    got = B().to_host(B().astype(dev(h, dtype), np.dtype(np.bool_)))
+    assert got.dtype == np.bool_ and (got == h.astype(dtype).astype(np.bool_)).all()
+    fin = h[np.isfinite(h)]
+    got = B().to_host(B().astype(dev(fin, dtype), np.dtype(np.int64)))
+    assert got.dtype == np.int64 and (got == fin.astype(dtype).astype(np.int64)).all()
+
+
+def test_copy_converts_into_strided_destination(backend, dtype, seed):
+    """copy_ casts while it scatters: an int64 or bool source into a stepped
+    slice of a float array."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(-1, 1, (5, 8))
+    for src_dtype in (np.int64, np.bool_):
+        big = dev(base, dtype)
+        src = rng.integers(-3, 4, (3, 4)).astype(src_dtype)
+        B().copy_(B().slice(big, (slice(0, 5, 2), slice(1, 8, 2))), B().to_device(src, src_dtype))
+        want = base.astype(dtype).astype(np.float64)
+        want[0:5:2, 1:8:2] = src
+        check(big, want, dtype, f"copy_ {np.dtype(src_dtype).name} into strided dst")
+
+
+def test_reductions_long_axis(backend, dtype, seed):
+    """Axes long enough for the GPU backends to split them into chunks (each
+    writes a partial result, a second pass reduces the partials): the first
+    occurrence and a NaN must survive the second pass, and var's two passes
+    must compose with it."""
+    rng = np.random.default_rng(seed)
+    ties = rng.integers(-3, 4, (2, 70001)).astype(np.float64)
+    nan = ties.copy()
+    nan[1, 50001] = np.nan
+    for h in (ties, nan):
+        a = dev(h, dtype)
+        for op in ("argmax", "argmin"):
+            check(getattr(B(), op)(a, 1, False), getattr(np, op)(h, axis=1), dtype, op + " long")
+            check(getattr(B(), op)(B().permute(a, (1, 0)), 0, False), getattr(np, op)(h, axis=1),
+                  dtype, op + " long columns")
+            check(getattr(B(), op)(a, None, False), np.array(getattr(np, op)(h)), dtype,
+                  op + " long flat")
+        check(B().amax(a, (1,), False), torch.amax(torch.tensor(h), dim=1).numpy(), dtype,
+              "amax long")
+        check(B().amin(a, None, False), torch.amin(torch.tensor(h)).numpy(), dtype, "amin long")
+    h = (3.0 + rng.standard_normal((2, 70001))).astype(dtype).astype(np.float64)
+    check(B().var(dev(h, dtype), (1,), False, 1), torch.var(torch.tensor(h), dim=1).numpy(),
+          dtype, "var long")

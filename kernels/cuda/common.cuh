@@ -35,11 +35,30 @@ __device__ __forceinline__ float abs_(float x) { return fabsf(x); }
 __device__ __forceinline__ double abs_(double x) { return fabs(x); }
 __device__ __forceinline__ float fma_(float a, float b, float c) { return fmaf(a, b, c); }
 __device__ __forceinline__ double fma_(double a, double b, double c) { return fma(a, b, c); }
+__device__ __forceinline__ float pow_(float x, float y) { return powf(x, y); }
+__device__ __forceinline__ double pow_(double x, double y) { return pow(x, y); }
 
 template <typename T>
 __device__ __forceinline__ T min_(T a, T b) { return b < a ? b : a; }
 template <typename T>
 __device__ __forceinline__ T max_(T a, T b) { return a < b ? b : a; }
+
+// max/min that propagate NaN, as np.maximum/np.minimum and torch.amax (max_
+// and min_ above, like fmax, may drop one): NaN if either argument is.
+template <typename T>
+__device__ __forceinline__ T max_nan_(T a, T b) { return (a > b || a != a) ? a : b; }
+template <typename T>
+__device__ __forceinline__ T min_nan_(T a, T b) { return (a < b || a != a) ? a : b; }
+
+// +infinity in T, from its bits (no INFINITY macro without host headers).
+template <typename T>
+__device__ __forceinline__ T inf_();
+template <>
+__device__ __forceinline__ float inf_<float>() { return __uint_as_float(0x7f800000u); }
+template <>
+__device__ __forceinline__ double inf_<double>() {
+    return __longlong_as_double(0x7ff0000000000000ll);
+}
 
 // ceil(a / b) for positive ints.
 __device__ __forceinline__ int cdiv(int a, int b) { return (a + b - 1) / b; }

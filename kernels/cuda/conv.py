@@ -7,9 +7,15 @@ input gradient split by stride phase (one GEMM per phase over only the taps
 that reach it, all phases in one launch, no zero-stuffing), the weight
 gradient split-K into an (S, K, C*KH*KW) workspace summed by a fixed-order
 reduce kernel, and a fixed-order bias gradient. No atomics anywhere: results
-are bitwise reproducible. conv.cu's header says what each kernel does.
+are bitwise reproducible. conv.cu's header says what each kernel does; the
+GEMM main loops are gemm.cuh's, shared with matmul.cu.
 
-Versions (issue #5). Each GEMM has two main loops in conv.cu:
+Groups (torch's meaning; `groups`, the last positional argument of the
+three GEMM launchers, 1 by default) are one more GEMM axis: each group is the
+same GEMM on its own C/groups input and K/groups output channels, and the
+grid's x axis carries (group, row tile). groups=1 is the ungrouped conv.
+
+Versions (issue #5). Each GEMM has two main loops (gemm.cuh):
   1  shared-memory tiled SIMT GEMM, float32 and float64, exact fp32/fp64
      arithmetic;
   2  TF32 tensor cores (mma.sync m16n8k8), float32 only: inputs rounded to
@@ -46,18 +52,19 @@ if PRECISION not in ("ieee", "tf32"):
 
 def set_precision(precision):
     """'ieee' (exact fp32, version 1) or 'tf32' (tensor cores, version 2) for
-    float32 convolutions; read at launch time. float64 is always exact."""
+    float32 convolutions and matmuls (matmul.py reads it too); read at launch
+    time. float64 is always exact."""
     global PRECISION
     if precision not in ("ieee", "tf32"):
         raise ValueError(f"precision must be 'ieee' or 'tf32', got {precision!r}")
     PRECISION = precision
 
 
-BK = 16             # reduction elements per GEMM step (conv.cu's Tile::BK)
+BK = 16             # reduction elements per GEMM step (gemm.cuh's Tile::BK)
 NARROW_MAX = 8      # GEMMs with at most this many columns use the 128 x 8 tile
 REDUCE_BLOCK = 256  # threads of splitk_reduce and conv2d_bgrad
-# (BM, BN, threads) of each version's tiles, keyed by (version, BN): conv.cu's
-# SimtTile<BN> and MmaTile<BN>.
+# (BM, BN, threads) of each version's tiles, keyed by (version, BN): gemm.cuh's
+# SimtTile<BN> and MmaTile<BN> (matmul.py uses the same table).
 TILES = {(1, 64): (64, 64, 256), (1, 8): (128, 8, 128),
          (2, 64): (64, 64, 128), (2, 8): (128, 8, 128)}
 _CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -107,65 +114,71 @@ def _i32(*v):
     return tuple(np.int32(e) for e in v)
 
 
-def conv2d_forward(x, w, b, stride, padding, dilation, *, version=None):
-    """y = conv2d(x, w) + b: x (N, C, H, W), w (K, C, KH, KW), b (K,) or None."""
+def conv2d_forward(x, w, b, stride, padding, dilation, groups=1, *, version=None):
+    """y = conv2d(x, w) + b: x (N, C, H, W), w (K, C/groups, KH, KW), b (K,) or None."""
     op = "conv2d_forward"
-    dtype, shape = check_forward(op, x, w, b, stride, padding, dilation)
+    dtype, shape = check_forward(op, x, w, b, stride, padding, dilation, groups)
     v = _version(op, dtype, version)
+    G = int(groups)
     N, K, OH, OW = shape.N, shape.K, shape.OH, shape.OW
     y = runtime.empty((N, K, OH, OW), dtype)
-    M = N * OH * OW
+    M, Kg = N * OH * OW, K // G
     if M == 0 or K == 0:
         return y
     # (C == 0 still launches: the GEMM has no reduction steps and writes b, or 0.)
-    name, BM, BN, threads = _gemm("conv2d_fwd", dtype, v, K)
-    MODULE.launch(name, _grid(op, cdiv(M, BM), cdiv(K, BN), 1), (threads,),
-                  (x, w, b, y) + _i32(*shape))
+    name, BM, BN, threads = _gemm("conv2d_fwd", dtype, v, Kg)
+    MODULE.launch(name, _grid(op, G * cdiv(M, BM), cdiv(Kg, BN), 1), (threads,),
+                  (x, w, b, y) + _i32(*shape, G))
     return y
 
 
-def conv2d_backward_input(dy, w, input_hw, stride, padding, dilation, *, version=None):
-    """dx (N, C, *input_hw), the gradient of conv2d w.r.t. x; dy (N, K, OH, OW).
+def conv2d_backward_input(dy, w, input_hw, stride, padding, dilation, groups=1, *,
+                          version=None):
+    """dx (N, C, *input_hw), the gradient of conv2d w.r.t. x; dy (N, K, OH, OW),
+    w (K, C/groups, KH, KW).
 
     Also the transposed conv's forward (input_hw its output size), so it is
     right for any stride, padding, dilation and input_hw: input pixels no tap
     reaches get 0."""
     op = "conv2d_backward_input"
-    dtype, shape = check_backward_input(op, dy, w, input_hw, stride, padding, dilation)
+    dtype, shape = check_backward_input(op, dy, w, input_hw, stride, padding, dilation, groups)
     v = _version(op, dtype, version)
+    G = int(groups)
     N, C, H, W, sh, sw = shape.N, shape.C, shape.H, shape.W, shape.sh, shape.sw
     dx = runtime.empty((N, C, H, W), dtype)
-    M = N * cdiv(H, sh) * cdiv(W, sw)  # the largest phase
+    M, Cg = N * cdiv(H, sh) * cdiv(W, sw), C // G  # M: the largest phase
     if M == 0 or C == 0:
         return dx
-    name, BM, BN, threads = _gemm("conv2d_dgrad", dtype, v, C)
-    MODULE.launch(name, _grid(op, cdiv(M, BM), cdiv(C, BN), sh * sw), (threads,),
-                  (dy, w, dx) + _i32(*shape, *phase_taps(shape)))
+    name, BM, BN, threads = _gemm("conv2d_dgrad", dtype, v, Cg)
+    MODULE.launch(name, _grid(op, G * cdiv(M, BM), cdiv(Cg, BN), sh * sw), (threads,),
+                  (dy, w, dx) + _i32(*shape, G, *phase_taps(shape)))
     return dx
 
 
-def conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation, *, splits=None,
-                           version=None):
-    """dw (K, C, *kernel_hw), the gradient of conv2d w.r.t. w.
+def conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation, groups=1, *,
+                           splits=None, version=None):
+    """dw (K, C/groups, *kernel_hw), the gradient of conv2d w.r.t. w.
 
     OH, OW are dy's: they may be smaller than x would give (the transposed
     conv's weight gradient passes such a pair); taps off x read zero.
     `splits` forces the split-K factor S (for tests); None uses the heuristic.
     """
     op = "conv2d_backward_weight"
-    dtype, shape = check_backward_weight(op, dy, x, kernel_hw, stride, padding, dilation)
+    dtype, shape = check_backward_weight(op, dy, x, kernel_hw, stride, padding, dilation,
+                                         groups)
     v = _version(op, dtype, version)
+    G = int(groups)
     K, C, KH, KW = shape.K, shape.C, shape.KH, shape.KW
-    R, P = C * KH * KW, shape.N * shape.OH * shape.OW
-    grad_w = runtime.empty((K, C, KH, KW), dtype)  # not `dw`: that is the dilation
+    Kg, R, P = K // G, C // G * KH * KW, shape.N * shape.OH * shape.OW  # R: one group's
+    grad_w = runtime.empty((K, C // G, KH, KW), dtype)  # not `dw`: that is the dilation
     if K == 0 or R == 0:
         return grad_w
     name, BM, BN, threads = _gemm("conv2d_wgrad", dtype, v, R)
-    tiles = cdiv(K, BM) * cdiv(R, BN)
+    tiles = G * cdiv(Kg, BM) * cdiv(R, BN)
     S, chunk = splitk_plan(op, P, K, R, tiles, BK, splits)
     out = grad_w if S == 1 else runtime.empty((S, K, R), dtype)
-    MODULE.launch(name, _grid(op, cdiv(K, BM), cdiv(R, BN), S), (threads,),
-                  (dy, x, out) + _i32(*shape, chunk))
+    MODULE.launch(name, _grid(op, G * cdiv(Kg, BM), cdiv(R, BN), S), (threads,),
+                  (dy, x, out) + _i32(*shape, G, chunk))
     if S > 1:
         L = K * R
         MODULE.launch(f"splitk_reduce<{_CTYPE[np.dtype(dtype)]}>",

@@ -1,5 +1,6 @@
-// elementwise.cu: fill, strided copy/cast, broadcasting arithmetic,
-// activations and Philox random numbers.
+// elementwise.cu: fill, strided copy/cast, broadcasting arithmetic and
+// comparisons, unary math, select (where), activations and Philox random
+// numbers.
 //
 // Every kernel here is memory-bound: it reads each input element once and
 // writes each output element once, with a few flops (or, for the random
@@ -32,14 +33,21 @@
 //       integer type of the element's width (1, 2, 4 or 8 bytes): a float64
 //       fill value (0.1) and an int64 counter arrive exactly, and one kernel
 //       serves float32/float64/int64/int32/bool alike.
-//   ewise<To, Ti, I> out = op(a, b) with a contiguous output and strided
-//       inputs: the one kernel behind copy_, cast, contiguous, add/sub/mul/
-//       div and neg. Each output element's linear index is unravelled into
-//       coordinates of the (coalesced) output shape and dotted with every
-//       input's element strides. Broadcasting is stride 0 on a broadcast
-//       dimension and a 0-d operand is all strides 0, so broadcasting binary
-//       ops, transposed copies and slices are all the same index arithmetic.
-//       The host (kernels/strided.py, shared with the Triton backend) first
+//   ewise<To, Ti, I> out = op(a, b, p0, p1), every operand a strided view
+//       (the output included: copy_ writes through slices and transposes):
+//       the one kernel behind copy_, cast, contiguous, add/sub/mul/div,
+//       maximum/minimum, the comparisons, neg, the unary math functions,
+//       pow_scalar and clamp. Each linear index (row-major over the output's
+//       shape, its dims in the output's memory order) is unravelled into
+//       coordinates of the (coalesced) shape and dotted with every operand's
+//       element strides, the output's too: for a contiguous output that dot
+//       product is the linear index again (a few integer multiply-adds a
+//       memory-bound kernel does not notice), for a strided one it is the
+//       scatter address, with no second kernel. Broadcasting is stride 0 on a
+//       broadcast dimension and a 0-d operand is all strides 0, so
+//       broadcasting binary ops, transposed copies and slices are all the
+//       same index arithmetic. The host (kernels/strided.py, shared with the
+//       Triton backend) first
 //         - drops size-1 dims and merges neighbours contiguous in every
 //           operand (PyTorch's TensorIterator trick): a contiguous copy or a
 //           same-shape add is rank 1 (no division at all; the loads are then
@@ -52,17 +60,49 @@
 //         - picks the index type I: int, unless an index or offset could
 //           reach 2**31 (a strided view of a huge buffer), then long long.
 //           64-bit integer division is several times slower than 32-bit on
-//           GPUs, so the wide path is only compiled in where needed.
-//       Loads are converted to To: that is the cast in copy_/cast (Ti != To
-//       only for float32 <-> float64; same-dtype copies of integer or bool
-//       arrays move the bits as unsigned words). Binary ops get both inputs
-//       in one dtype (the launcher casts a mixed-dtype operand first). op is
-//       a runtime argument (a uniform branch) rather than a template
-//       parameter: 6 ops x 8 type pairs x 2 index types would be 96
-//       instantiations to compile (NVRTC on first use, g++ under the
-//       emulator) instead of 16, for no measurable gain on a memory-bound
-//       kernel. float division is IEEE (CUDA's `/` is div.rn without
-//       -use_fast_math), so results match NumPy bit for bit.
+//           GPUs, so the wide path is only compiled in where needed;
+//         - puts the dims in the output's memory order first (plan_scatter;
+//           a no-op for a contiguous output), so that consecutive threads
+//           write neighbouring addresses whenever the destination allows it:
+//           a transposed destination is written row by row and its source
+//           gathered;
+//         - refuses an output with overlapping elements (a stride-0 dim),
+//           and copies a source that overlaps its destination first, so no
+//           thread reads what another has already overwritten.
+//       What op computes depends on the type pair (resolved at compile time,
+//       `if constexpr`, so each instantiation carries only its own ops):
+//         To == Ti float/double: arithmetic in T. add/sub/mul/div and neg;
+//           maximum/minimum propagate NaN (np.maximum, not fmax); exp, log,
+//           log1p, sqrt, abs are the accurate CUDA functions; rsqrt is
+//           1 / sqrt(x), two IEEE roundings, exactly NumPy's 1 / np.sqrt
+//           (CUDA's rsqrtf is 2 ulp); pow(x, p0) is C pow, which has
+//           NumPy's special cases (x**0 = 1 for NaN too, negative x with a
+//           non-integer exponent NaN, 0**negative inf), except p0 = 2,
+//           x * x (exact); clamp is min(max(x, p0), p1) with NaN-propagating
+//           max/min (a missing bound arrives as -inf/+inf). The scalars p0,
+//           p1 arrive as doubles and are rounded to T, as NumPy rounds a
+//           Python float for a float32 array. float division and sqrt are
+//           IEEE (`/` is div.rn and sqrtf sqrt.rn without -use_fast_math),
+//           so add/sub/mul/div/sqrt/rsqrt match NumPy bit for bit.
+//         To == bool, Ti float/double: the comparisons gt/ge/lt/le/eq (false
+//           whenever NaN is involved), or the cast (nonzero -> true; NaN is
+//           nonzero).
+//         any other pair: the cast alone, in every direction between
+//           float32, float64, int64 and bool (bool -> 0/1; float -> int64
+//           truncates toward zero, NaN -> 0 and out-of-range values
+//           saturate, the GPU's cvt.rzi, defined here on the host too, where
+//           NumPy would give INT64_MIN); same-dtype copies of integer or
+//           bool arrays (of any width) move the bits as unsigned words.
+//       Binary ops get both inputs in one dtype (the launcher casts a
+//       mixed-dtype operand first, exactly). op is a runtime argument (a
+//       uniform branch) rather than a template parameter: one instantiation
+//       per (op, type pair, index type) would be about 200 to compile (NVRTC
+//       on first use, g++ under the emulator) instead of 36 (18 type pairs x
+//       2 index types), for no measurable gain on a memory-bound kernel.
+//   where<T, I>      out = mask ? a : b, the bool mask and both inputs
+//       broadcast to the output's shape: the same gather with four operands
+//       (out, mask, a, b). The three loads are independent (both a and b are
+//       read, as a select, not a branch), so all are in flight at once.
 //   act_forward<T> / act_backward<T>   contiguous activations, selected by a
 //       runtime (uniform) act code:
 //         leaky_relu  y = x > 0 ? x : slope*x;     dx = x > 0 ? dy : slope*dy
@@ -116,7 +156,18 @@
 // number; only the grid, never a result, depends on it).
 constexpr int EW_ILP = 4;
 
-enum EwiseOp { OP_COPY = 0, OP_ADD = 1, OP_SUB = 2, OP_MUL = 3, OP_DIV = 4, OP_NEG = 5 };
+// The ewise ops (elementwise.py's _OPS). The binary ones, which read b, are
+// the contiguous range OP_ADD..OP_EQ. The unary primitives are numbered
+// OP_UNARY + their `code` in kernels/registry.py (UNARY): a new one is one
+// more entry there and one more case below.
+enum EwiseOp {
+    OP_COPY = 0, OP_ADD = 1, OP_SUB = 2, OP_MUL = 3, OP_DIV = 4, OP_MAXIMUM = 5,
+    OP_MINIMUM = 6, OP_GT = 7, OP_GE = 8, OP_LT = 9, OP_LE = 10, OP_EQ = 11, OP_NEG = 12,
+    OP_POW = 13, OP_CLAMP = 14,
+    OP_UNARY = 32,
+    OP_EXP = OP_UNARY + 0, OP_LOG = OP_UNARY + 1, OP_LOG1P = OP_UNARY + 2,
+    OP_SQRT = OP_UNARY + 3, OP_RSQRT = OP_UNARY + 4, OP_ABS = OP_UNARY + 5
+};
 enum Act { ACT_LEAKY_RELU = 0, ACT_RELU = 1, ACT_TANH = 2, ACT_SIGMOID = 3 };
 
 // The flat loop of the header, written once: body(start) for each of this
@@ -154,84 +205,193 @@ __global__ void __launch_bounds__(256) fill(U* out, int n, long long bits) {
 }
 
 // ======================================================== strided gather
-// Element offsets of output element i in inputs a and b. d[k] / sa[k] / sb[k]
-// list the coalesced dims innermost first: peel one coordinate per dim with a
-// div/mod pair; the outermost of the `rank` dims needs no modulo (whatever is
-// left of i is its coordinate), and the loop stops there. Fully unrolled with
-// constant indices, so d/sa/sb stay in registers; `rank` is the same for
-// every thread, so the early exit never diverges.
-template <typename I>
-__device__ __forceinline__ void gather_offsets(I i, int rank, const I (&d)[5], const I (&sa)[6],
-                                               const I (&sb)[6], I& oa, I& ob) {
-    oa = 0;
-    ob = 0;
+// Type traits for the `if constexpr` dispatch of ewise (no <type_traits>
+// under NVRTC).
+template <typename A, typename B>
+struct same_type { static constexpr bool value = false; };
+template <typename A>
+struct same_type<A, A> { static constexpr bool value = true; };
+template <typename T>
+struct is_float { static constexpr bool value = same_type<T, float>::value ||
+                                                same_type<T, double>::value; };
+
+// Element offsets of element i in each of K operands (operand 0 is the
+// output). d[k] / s[j][k] list the coalesced dims innermost first: peel one
+// coordinate per dim with a div/mod pair; the outermost of the `rank` dims
+// needs no modulo (whatever is left of i is its coordinate), and the loop
+// stops there. Fully unrolled with constant indices, so d and s stay in
+// registers; `rank` is the same for every thread, so the early exit never
+// diverges.
+template <int K, typename I>
+__device__ __forceinline__ void gather_offsets(I i, int rank, const I (&d)[5],
+                                               const I (&s)[K][6], I (&off)[K]) {
+#pragma unroll
+    for (int j = 0; j < K; ++j) off[j] = 0;
 #pragma unroll
     for (int k = 0; k < 6; ++k) {
         if (k + 1 == rank || k == 5) {  // the outermost dim: its coordinate is i
-            oa += i * sa[k];
-            ob += i * sb[k];
+#pragma unroll
+            for (int j = 0; j < K; ++j) off[j] += i * s[j][k];
             break;
         }
         const I q = i / d[k];
         const I c = i - q * d[k];
-        oa += c * sa[k];
-        ob += c * sb[k];
+#pragma unroll
+        for (int j = 0; j < K; ++j) off[j] += c * s[j][k];
         i = q;
     }
 }
 
-template <typename T>
-__device__ __forceinline__ T apply_op(int op, T x, T y) {
-    switch (op) {
-        case OP_ADD: return T(x + y);
-        case OP_SUB: return T(x - y);
-        case OP_MUL: return T(x * y);
-        case OP_DIV: return T(x / y);
-        case OP_NEG: return T(-x);
-        default: return x;  // OP_COPY (the cast already happened on load)
-    }
-}
-
-// out[i] = op(a[a_base + offset_a(i)], b[b_base + offset_b(i)]) for the
-// contiguous output's n elements. b is only read by the binary ops (it is
-// null for copy/neg). dims d0..d4 (the 6th, outermost, is never needed) and
-// strides a0..a5 / b0..b5 are in elements, innermost first.
-template <typename To, typename Ti, typename I>
-__global__ void __launch_bounds__(256)
-    ewise(To* out, const Ti* a, const Ti* b, int n, int op, int rank, int d0, int d1, int d2,
-          int d3, int d4, long long a_base, long long a0, long long a1, long long a2,
-          long long a3, long long a4, long long a5, long long b_base, long long b0, long long b1,
-          long long b2, long long b3, long long b4, long long b5) {
-    const I d[5] = {I(d0), I(d1), I(d2), I(d3), I(d4)};
-    const I sa[6] = {I(a0), I(a1), I(a2), I(a3), I(a4), I(a5)};
-    const I sb[6] = {I(b0), I(b1), I(b2), I(b3), I(b4), I(b5)};
-    const Ti* pa = a + I(a_base);
-    const Ti* pb = b == nullptr ? b : b + I(b_base);
-    const bool binary = op >= OP_ADD && op <= OP_DIV;
-    // The launcher chose I so that n + step and every offset fit in it.
+// The gather loop ewise and where share: for each of this thread's
+// elements (EW_ILP per tile, the flat loop of the header), off = its K
+// operand offsets and r = load(off); all EW_ILP loads first (independent
+// gathers in flight, and safe when an input is the output itself, element
+// for element), then out[off[0]] = r. The launcher chose I so that n + step
+// and every offset fit in it.
+template <int K, typename I, typename To, typename Load>
+__device__ __forceinline__ void gather_loop(To* out, I n, int rank, const I (&d)[5],
+                                            const I (&s)[K][6], Load load) {
     const I tile = I(blockDim.x) * EW_ILP;
     const I step = tile * I(gridDim.x);
-    for (I start = I(blockIdx.x) * tile; start < I(n); start += step) {
+    for (I start = I(blockIdx.x) * tile; start < n; start += step) {
         To r[EW_ILP];
-        // All loads first (EW_ILP independent gathers in flight), then stores.
+        I o[EW_ILP];
 #pragma unroll
         for (int u = 0; u < EW_ILP; ++u) {
             const I i = start + I(u) * I(blockDim.x) + I(threadIdx.x);
             r[u] = To(0);
-            if (i < I(n)) {
-                I oa, ob;
-                gather_offsets(i, rank, d, sa, sb, oa, ob);
-                const To x = To(pa[oa]);
-                const To y = binary ? To(pb[ob]) : To(0);
-                r[u] = apply_op(op, x, y);
+            o[u] = 0;
+            if (i < n) {
+                I off[K];
+                gather_offsets<K>(i, rank, d, s, off);
+                o[u] = off[0];
+                r[u] = load(off);
             }
         }
 #pragma unroll
         for (int u = 0; u < EW_ILP; ++u) {
             const I i = start + I(u) * I(blockDim.x) + I(threadIdx.x);
-            if (i < I(n)) out[i] = r[u];
+            if (i < n) out[o[u]] = r[u];
         }
     }
+}
+
+// The cast of copy_/astype: To(x), except bool (nonzero, NaN included, is
+// true) and float -> int64 (truncation; NaN -> 0 and saturation, as the
+// GPU's cvt.rzi.s64, so that the host build has no undefined conversion).
+template <typename To, typename Ti>
+__device__ __forceinline__ To convert(Ti x) {
+    if constexpr (same_type<To, bool>::value) {
+        return !(x == Ti(0));
+    } else if constexpr (same_type<To, long long>::value && is_float<Ti>::value) {
+        if (x != x) return 0;
+        if (x >= Ti(9223372036854775808.0)) return 9223372036854775807ll;
+        if (x < Ti(-9223372036854775808.0)) return -9223372036854775807ll - 1;
+        return (long long)x;
+    } else {
+        return To(x);
+    }
+}
+
+// To == Ti == T, float or double: every arithmetic op, in T.
+template <typename T>
+__device__ __forceinline__ T math_op(int op, T x, T y, T p0, T p1) {
+    switch (op) {
+        case OP_ADD: return T(x + y);
+        case OP_SUB: return T(x - y);
+        case OP_MUL: return T(x * y);
+        case OP_DIV: return T(x / y);
+        case OP_MAXIMUM: return nn::max_nan_(x, y);
+        case OP_MINIMUM: return nn::min_nan_(x, y);
+        case OP_NEG: return T(-x);
+        case OP_EXP: return nn::exp_(x);
+        case OP_LOG: return nn::log_(x);
+        case OP_LOG1P: return nn::log1p_(x);
+        case OP_SQRT: return nn::sqrt_(x);
+        case OP_RSQRT: return T(T(1) / nn::sqrt_(x));  // not rsqrt: see the header
+        case OP_ABS: return nn::abs_(x);
+        case OP_POW: return p0 == T(2) ? T(x * x) : nn::pow_(x, p0);
+        case OP_CLAMP: return nn::min_nan_(nn::max_nan_(x, p0), p1);
+        default: return x;  // OP_COPY
+    }
+}
+
+// Ti float or double, To bool: a comparison, or the cast.
+template <typename T>
+__device__ __forceinline__ bool compare_op(int op, T x, T y) {
+    switch (op) {
+        case OP_GT: return x > y;
+        case OP_GE: return x >= y;
+        case OP_LT: return x < y;
+        case OP_LE: return x <= y;
+        case OP_EQ: return x == y;
+        default: return convert<bool>(x);  // OP_COPY
+    }
+}
+
+template <typename To, typename Ti>
+__device__ __forceinline__ To apply_op(int op, Ti x, Ti y, double p0, double p1) {
+    if constexpr (is_float<Ti>::value && same_type<To, Ti>::value) {
+        return math_op(op, x, y, Ti(p0), Ti(p1));
+    } else if constexpr (is_float<Ti>::value && same_type<To, bool>::value) {
+        return compare_op(op, x, y);
+    } else {
+        return convert<To>(x);  // OP_COPY: a cast or a bit copy
+    }
+}
+
+// out[o_base + offset_o(i)] = op(a[a_base + offset_a(i)], b[b_base + offset_b(i)])
+// for the n elements of the output's shape. b is only read by the binary
+// ops (it is null for the others). dims d0..d4 (the 6th, outermost, is
+// never needed) and strides o0..o5 / a0..a5 / b0..b5 are in elements,
+// innermost first.
+template <typename To, typename Ti, typename I>
+__global__ void __launch_bounds__(256)
+    ewise(To* out, const Ti* a, const Ti* b, int n, int rank, int d0, int d1, int d2, int d3,
+          int d4, long long o_base, long long o0, long long o1, long long o2, long long o3,
+          long long o4, long long o5, long long a_base, long long a0, long long a1,
+          long long a2, long long a3, long long a4, long long a5, long long b_base,
+          long long b0, long long b1, long long b2, long long b3, long long b4, long long b5,
+          int op, double p0, double p1) {
+    const I d[5] = {I(d0), I(d1), I(d2), I(d3), I(d4)};
+    const I s[3][6] = {{I(o0), I(o1), I(o2), I(o3), I(o4), I(o5)},
+                       {I(a0), I(a1), I(a2), I(a3), I(a4), I(a5)},
+                       {I(b0), I(b1), I(b2), I(b3), I(b4), I(b5)}};
+    const Ti* pa = a + I(a_base);
+    const Ti* pb = b == nullptr ? b : b + I(b_base);
+    const bool binary = op >= OP_ADD && op <= OP_EQ;
+    gather_loop<3>(out + I(o_base), I(n), rank, d, s, [&](const I (&off)[3]) {
+        const Ti x = pa[off[1]];
+        const Ti y = binary ? pb[off[2]] : Ti(0);
+        return apply_op<To, Ti>(op, x, y, p0, p1);
+    });
+}
+
+// ================================================================= where
+// out = mask ? a : b over the output's n elements, all four operands
+// strided (mask 1 byte per element), as ewise.
+template <typename T, typename I>
+__global__ void __launch_bounds__(256)
+    where(T* out, const bool* mask, const T* a, const T* b, int n, int rank, int d0, int d1,
+          int d2, int d3, int d4, long long o_base, long long o0, long long o1, long long o2,
+          long long o3, long long o4, long long o5, long long m_base, long long m0,
+          long long m1, long long m2, long long m3, long long m4, long long m5,
+          long long a_base, long long a0, long long a1, long long a2, long long a3,
+          long long a4, long long a5, long long b_base, long long b0, long long b1,
+          long long b2, long long b3, long long b4, long long b5) {
+    const I d[5] = {I(d0), I(d1), I(d2), I(d3), I(d4)};
+    const I s[4][6] = {{I(o0), I(o1), I(o2), I(o3), I(o4), I(o5)},
+                       {I(m0), I(m1), I(m2), I(m3), I(m4), I(m5)},
+                       {I(a0), I(a1), I(a2), I(a3), I(a4), I(a5)},
+                       {I(b0), I(b1), I(b2), I(b3), I(b4), I(b5)}};
+    const bool* pm = mask + I(m_base);
+    const T* pa = a + I(a_base);
+    const T* pb = b + I(b_base);
+    gather_loop<4>(out + I(o_base), I(n), rank, d, s, [&](const I (&off)[4]) {
+        const bool m = pm[off[1]];
+        const T x = pa[off[2]], y = pb[off[3]];
+        return m ? x : y;
+    });
 }
 
 // =========================================================== activations
