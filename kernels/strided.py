@@ -16,6 +16,10 @@ Strided gathers (copy, cast, broadcasting arithmetic)
     plan_gather    both of the above for the operands of one launch, padded
                    to MAX_RANK, with the largest index the kernel forms (to
                    pick int32 or int64 index arithmetic).
+    plan_scatter   plan_gather for a strided destination (copy_ into a
+                   slice or a transposed view): the dims are first put in
+                   the destination's memory order, and its strides are one
+                   more operand.
 
 Values passed to kernels as bit patterns
     bits, f64_bits a value stored in a dtype, as the signed integer with the
@@ -132,6 +136,24 @@ def plan_gather(shape, operands):
     dims = dims + [1] * (MAX_RANK - rank)
     strides = [st + [0] * (MAX_RANK - rank) for st in strides]
     return rank, dims, strides, span
+
+
+def plan_scatter(shape, out, operands):
+    """Plan one launch whose output is itself a strided view of `shape`.
+
+    out: (base, element strides) of the destination (from pointer_view);
+    operands: as in plan_gather. The dims are reordered so that the
+    destination's strides decrease (a stable sort: ties keep their order),
+    so consecutive linear indices write neighbouring addresses whenever the
+    destination allows it (a transposed destination is written in its own
+    row order and the sources are gathered instead), then planned by
+    plan_gather with the destination as the first operand. Returns
+    plan_gather's tuple (None above MAX_RANK dims), the destination's
+    strides first."""
+    order = sorted(range(len(shape)), key=lambda k: -abs(out[1][k]))
+    shape = [shape[k] for k in order]
+    ops = [(base, [st[k] for k in order]) for base, st in [out, *operands]]
+    return plan_gather(shape, ops)
 
 
 # ========================================================== reductions
