@@ -298,3 +298,39 @@ class Flatten(Module):
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class MinibatchStdDev(Module):
+    """ProGAN's minibatch standard deviation (Karras et al. 2018): the batch is
+    split into groups of min(group_size, N) (sample n in group n mod M, as
+    ProGAN's reshape to (G, M, C, H, W)); each feature's standard deviation
+    over its group (biased, 1e-8 inside the square root) is averaged over
+    channels and pixels, and the result is appended as one more channel."""
+
+    def __init__(self, group_size=4):
+        super().__init__()
+        if not isinstance(group_size, int) or group_size < 1:
+            raise ValueError(f"MinibatchStdDev: group_size must be a positive int, got "
+                             f"{group_size!r}")
+        self.group_size = group_size
+
+    def forward(self, x):
+        if x.ndim != 4:
+            raise ValueError(f"MinibatchStdDev: expected a 4-D input (N, C, H, W), got shape "
+                             f"{x.shape}")
+        N, C, H, W = x.shape
+        G = min(self.group_size, N)
+        if N % G:
+            raise ValueError(f"MinibatchStdDev: a batch of {N} does not split into groups of "
+                             f"{G}; use a batch size divisible by {G} or another group_size")
+        M = N // G
+        y = x.reshape(G, M, C, H, W)
+        y = y - y.mean(0, keepdim=True)
+        y = ((y * y).mean(0) + 1e-8).sqrt()             # (M, C, H, W)
+        y = y.mean((1, 2, 3)).reshape(1, M, 1, 1, 1)     # (1, M, 1, 1, 1)
+        y = y.expand(G, M, 1, H, W).reshape(N, 1, H, W)
+        from .functional import cat
+        return cat([x, y], 1)
+
+    def extra_repr(self):
+        return f"group_size={self.group_size}"

@@ -22,6 +22,8 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
 
     # ------------------------------------------------------- registration
@@ -83,7 +85,26 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        for hook in list(self._forward_pre_hooks.values()):
+            new = hook(self, args)
+            if new is not None:
+                args = new if isinstance(new, tuple) else (new,)
+        out = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            new = hook(self, args, out)
+            if new is not None:
+                out = new
+        return out
+
+    def register_forward_pre_hook(self, hook):
+        """hook(module, args) runs before forward (and may return new args),
+        as torch's; returns a handle whose remove() unregisters it."""
+        return _HookHandle(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook):
+        """hook(module, args, output) runs after forward (and may return a new
+        output)."""
+        return _HookHandle(self._forward_hooks, hook)
 
     # ---------------------------------------------------------- traversal
     def named_modules(self, memo=None, prefix=""):
@@ -229,6 +250,18 @@ class Module:
         lines = [f"({n}): " + repr(m).replace("\n", "\n  ") for n, m in self.named_children()]
         head = f"{type(self).__name__}({self.extra_repr()}"
         return head + ")" if not lines else head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+class _HookHandle:
+    _next_id = 0
+
+    def __init__(self, table, hook):
+        self.table, self.id = table, _HookHandle._next_id
+        _HookHandle._next_id += 1
+        table[self.id] = hook
+
+    def remove(self):
+        self.table.pop(self.id, None)
 
 
 class Sequential(Module):
