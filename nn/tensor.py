@@ -607,9 +607,13 @@ class Parameter(Tensor):
 
 
 def _axes(dim, ndim, op):
+    """Sorted non-negative axes, or None for all. As torch, dim=() (an empty
+    list of dims) also reduces over every axis."""
     if dim is None:
         return None
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    if not dims:
+        return None
     out = []
     for d in dims:
         if not -ndim <= d < max(ndim, 1):

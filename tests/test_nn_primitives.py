@@ -34,6 +34,11 @@ PRIMITIVE_CASES = [_unary_case(op) for op in registry.UNARY] + [
     ("where", [(4, 5), (4, 5)], lambda F, a, b: lib(F).where(a > b, a * b, b - a), {}),
     ("where", [(3, 4), (4,)], lambda F, a, b: lib(F).where(a > 0, a, b), {}),
     ("sum", [(2, 3, 4)], lambda F, x: x.sum((0, 2), keepdim=True), {}),
+    ("sum", [(2, 1, 4)], lambda F, x: x.sum(dim=()) * x, {}),            # () is every axis
+    ("sum", [(3, 1, 2)], lambda F, x: x.sum((-1, -3), keepdim=True), {}),
+    ("amax", [(2, 3, 5)], lambda F, x: x.amax((0, 1, 2), keepdim=True), {}),
+    ("getitem", [(4, 5)], lambda F, x: x[2:2].sum() + x[1:3].sum(-1), {}),  # an empty slice
+    ("var", [(1, 5)], lambda F, x: x.var(-1), {}),
     ("mean", [(2, 3, 4)], lambda F, x: x.mean(-1), {}),
     ("var", [(3, 8)], lambda F, x: x.var(1), {}),
     ("var", [(2, 3, 5)], lambda F, x: x.var((0, 2), unbiased=False, keepdim=True), {}),

@@ -2,9 +2,9 @@
 
 Shapes and names used throughout (NCHW, contiguous):
     x  (N, C, H, W)      image
-    w  (K, C, KH, KW)    weight: K output channels
+    w  (K, Cg, KH, KW)   weight: K output channels, Cg = C/G input channels each
     y  (N, K, OH, OW)    output; dy has the same shape
-    stride (sh, sw), padding (ph, pw), dilation (dh, dw)
+    stride (sh, sw), padding (ph, pw), dilation (dh, dw), groups G (Kg = K/G)
 Tap (kh, kw) of output pixel (oh, ow) reads input pixel
     ih = oh*sh - ph + kh*dh,   iw = ow*sw - pw + kw*dw
 and reads zero where (ih, iw) falls outside the image (the padding).
@@ -14,31 +14,54 @@ kernel computes, for each tile, the addresses in x, w and dy that the GEMM
 element would read, and masks stand in for padding, for taps that fall off the image
 and for tile tails (sizes that are not multiples of the block). There is no
 im2col buffer, no zero-stuffed gradient and no atomic add, so every result is
-bitwise reproducible from run to run.
+bitwise reproducible from run to run. Their inner loop is matmul.py's GEMM
+core (see "One GEMM core" there): kernels/triton/matmul.py is the place to
+start reading.
 
 Kernels (one line each, with its grid; the sections below say why):
   _conv2d_forward_kernel   implicit GEMM, M = N*OH*OW output pixels,
                            N_gemm = K, reduction over C*KH*KW walked as
                            (tap, channel block); bias fused in the epilogue.
-                           Grid (M/BM, K/BN).
+                           Grid (M/BM, G*Kg/BN).
   _conv2d_dgrad_kernel     input gradient split by stride phase: one GEMM per
                            phase (ih mod sh, iw mod sw) over only the taps
                            whose residue matches; M = N*ceil(H/sh)*ceil(W/sw)
                            input pixels, N_gemm = C, reduction over K per
                            matching tap. No zero-stuffing.
-                           Grid (M/BM, C/BN, sh*sw): the phase is axis 2.
-  _conv2d_wgrad_kernel     weight gradient, M = K, N_gemm = C*KH*KW,
+                           Grid (M/BM, G*Cg/BN, sh*sw): the phase is axis 2.
+  _conv2d_wgrad_kernel     weight gradient, M = K, N_gemm = Cg*KH*KW,
                            reduction over N*OH*OW split into S chunks
                            (split-K); each program writes its partial tile to
-                           a workspace (S, K, C*KH*KW)...
-                           Grid (K/BK, C*KH*KW/BR, S).
+                           a workspace (S, K, Cg*KH*KW)...
+                           Grid (G*Kg/BK, Cg*KH*KW/BR, S).
   _splitk_reduce_kernel    ...and this kernel sums the S partials in a fixed
                            order (s = 0, 1, ..., S-1). Deterministic.
-                           Grid (K*C*KH*KW/1024,); skipped when S = 1.
+                           Grid (K*Cg*KH*KW/1024,); skipped when S = 1.
   _conv2d_bgrad_kernel     bias gradient: one program per channel sums dy
                            over (N, OH, OW) in a fixed order. Grid (K,).
+(Each "X/B" in a grid is a ceiling division; G*Kg/BN means G*ceil(Kg/BN).)
 The reference they are checked against is kernels/numpy_backend.py (im2col
 plus one BLAS product), and torch in the tests.
+
+Groups (torch's `groups`). The channels split into G independent convs:
+output channels [g*Kg, (g+1)*Kg) read only input channels [g*Cg, (g+1)*Cg),
+with filters w[g*Kg:(g+1)*Kg] (G = C is a depthwise conv). So each kernel's
+GEMM becomes G GEMMs of 1/G the width and 1/G the reduction, G a batch axis
+of the same GEMM, and it is folded into the grid axis that tiles output
+channels (forward: K; input gradient: C; weight gradient: K): program id
+pid along that axis is group g = pid // T and channel tile pid % T, with
+T = ceil(Kg/BLOCK) tiles per group, so no tile straddles two groups. A
+program then moves its scalar base pointers to group g's channels (x by
+g*Cg*H*W, w by g*Kg*Cg*KH*KW, y/dy by g*Kg*OH*OW, ...), and everything
+after is the ungrouped kernel with C, K replaced by Cg, Kg where they count
+the GEMM's columns or reduction, and kept where they are strides of the
+full arrays (an image of x is C*H*W long whatever G). The block sizes come
+from Cg and Kg, so a depthwise conv reduces a BLOCK of 4-16 channels with
+all but one masked: correct, and a small share of the FLOPs, but not a
+fast depthwise kernel (that would tile over channels and taps instead).
+The launcher passes GROUPED = (G > 1) as a constexpr: with G = 1 the group
+arithmetic is not compiled at all, and the kernels compile (sm_90, Triton
+3.9) to the same PTX instructions as before groups existed.
 
 Conv2d forward (implicit GEMM). Seen as a matrix product,
     y[m, k] = sum_r X[m, r] * W[r, k],  m = (n, oh, ow),  r = (c, kh, kw),
@@ -47,7 +70,8 @@ where X is the im2col matrix. A program owns a BLOCK_M x BLOCK_N tile of
 KH*KW taps and an inner loop over channel blocks. For a fixed tap the input
 row/column of every pixel of the tile, and so its validity mask, is computed
 once as an int32 offset tile, and channel block c0 only moves the base
-pointer by c0*H*W (x) and c0*KH*KW (w): no index arithmetic in the inner
+pointer by c0*H*W (x) and c0*KH*KW (w) (that inner loop is matmul.gemm_loop,
+called once per tap, as dgrad does below): no index arithmetic in the inner
 loop beyond one channel mask. (Advancing 2-D pointer tiles instead costs
 64-bit registers per element: ptxas then spills at 64 x 64 x 32.) The x tile
 (BLOCK_M pixels x BLOCK_C channels) is contiguous along ow for stride 1, the
@@ -105,14 +129,17 @@ atomics. (DCGAN's convs have no bias, so this kernel is off the hot path; a
 split reduction like the weight gradient's would fill the GPU better when K
 is small and N*OH*OW large.)
 
-Heuristics (no triton.autotune: under TRITON_INTERPRET=1 it would time every
-config; a fixed rule also keeps results independent of timing noise):
+Heuristics (matmul.py's gemm_blocks, dot_args and launch_opts, shared with
+the matmul kernel; no triton.autotune: under TRITON_INTERPRET=1 it would
+time every config; a fixed rule also keeps results independent of timing
+noise):
   Block sizes. float32 products use tl.dot, which needs every block dim >= 16.
     forward, input gradient:  BM = clamp(next_pow2(pixels), 16, 128),
                               BN = clamp(next_pow2(channels out of the GEMM), 16, 64),
                               BR = clamp(next_pow2(channels reduced), 16, 32)
-    weight gradient:          BK = clamp(next_pow2(K), 16, 64),
-                              BR = clamp(next_pow2(C*KH*KW), 16, 64), BP = 32
+    weight gradient:          BK = clamp(next_pow2(Kg), 16, 64),
+                              BR = clamp(next_pow2(Cg*KH*KW), 16, 64), BP = 32
+  (channel counts per group: Kg and Cg, which are K and C when G = 1)
   Small sizes shrink the tile (a 3-channel layer reduces 16 channels per step,
   13 of them masked: DCGAN's first and last layers are a small share of the
   FLOPs). float64 forms the block product as tl.sum(a[:, :, None] *
@@ -125,8 +152,11 @@ config; a fixed rule also keeps results independent of timing noise):
   2 pipeline stages. The gathered loads keep an offset and a mask per element
   in registers: ptxas (sm_90, Triton 3.6) reports spills for 64 x 64 x 32 and
   128 x 64 x 32 tiles at 4 warps, or at 3 stages, and none for any tile this
-  rule picks (at most ~215 registers).
-  Split-K. tiles = ceil(K/BK) * ceil(C*KH*KW/BR). S = ceil(SPLITK_TARGET /
+  rule picks (at most ~215 registers). Triton 3.9's compile of the same
+  source hits 255 registers with small spills (8-16 bytes per thread) at
+  128 x 64 x 32 (8 warps) and 128 x 16 x 16 (4 warps), with or without
+  groups: a rule to re-tune on a GPU.
+  Split-K. tiles = G*ceil(Kg/BK) * ceil(Cg*KH*KW/BR). S = ceil(SPLITK_TARGET /
   tiles) so that the grid holds about 2 waves of an H100's 132 SMs, but no
   chunk shorter than SPLITK_MIN_CHUNK reduction elements (each program must
   do enough work to amortise writing its partial tile) and S <= SPLITK_MAX (kernels/launch_checks.py).
@@ -149,11 +179,11 @@ trip), not with FLOPs: hence the hoisted offsets in the inner loops, and
 float64's large tiles there.
 """
 
-import numpy as np
 import triton
 import triton.language as tl
 
 from . import common
+from .matmul import block_product, dot_args, gemm_blocks, gemm_loop, launch_opts
 from ..conv_geometry import check_backward_input, check_backward_weight, check_forward, phase_taps
 from ..launch_checks import check_arrays, check_ndim, clamp_pow2, splitk_plan
 
@@ -161,31 +191,35 @@ from ..launch_checks import check_arrays, check_ndim, clamp_pow2, splitk_plan
 
 
 @triton.jit
-def _block_product(acc, a, b, USE_DOT: tl.constexpr, PRECISION: tl.constexpr):
-    """acc += a @ b for a (BM, BR) and b (BR, BN) tile."""
-    if USE_DOT:
-        acc += tl.dot(a, b, input_precision=PRECISION)
-    else:
-        acc += tl.sum(a[:, :, None] * b[None, :, :], axis=1)
-    return acc
-
-
-@triton.jit
 def _conv2d_forward_kernel(
         x_ptr, w_ptr, b_ptr, y_ptr,
         N, C, H, W, K, OH, OW, KH, KW,
-        sh, sw, ph, pw, dh, dw,
-        HAS_BIAS: tl.constexpr, USE_DOT: tl.constexpr, PRECISION: tl.constexpr,
+        sh, sw, ph, pw, dh, dw, G,
+        HAS_BIAS: tl.constexpr, GROUPED: tl.constexpr,
+        USE_DOT: tl.constexpr, PRECISION: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
-    # Tile: BLOCK_M output pixels (n, oh, ow) x BLOCK_N output channels.
+    # Tile: BLOCK_M output pixels (n, oh, ow) x BLOCK_N output channels of one group.
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
+    if GROUPED:  # axis 1 = (group, channel tile): move the bases to group g's channels
+        Cg = C // G
+        Kg = K // G
+        tiles_n = tl.cdiv(Kg, BLOCK_N)
+        g = pid_n // tiles_n
+        pid_n = pid_n - g * tiles_n
+        x_ptr += g * Cg * H * W            # input channels [g*Cg, (g+1)*Cg)
+        w_ptr += g * Kg * (Cg * KH * KW)   # filters of output channels [g*Kg, (g+1)*Kg)
+        y_ptr += g * Kg * OH * OW
+        b_ptr += g * Kg
+    else:
+        Cg = C
+        Kg = K
     OHW = OH * OW
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_k = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # output channel within the group
     offs_c = tl.arange(0, BLOCK_C)
     m_ok = offs_m < N * OHW
-    k_ok = offs_k < K
+    k_ok = offs_k < Kg
     n = offs_m // OHW
     s = offs_m % OHW
     oh = s // OW
@@ -194,7 +228,7 @@ def _conv2d_forward_kernel(
     iw0 = ow * sw - pw
     x_img = n * (C * H * W)  # start of each pixel's image
     KHKW = KH * KW
-    w_row = offs_k * (C * KHKW)  # start of each output channel's filter
+    w_row = offs_k * (Cg * KHKW)  # start of each output channel's filter
     x_chan = offs_c * (H * W)    # channel offsets, hoisted out of every loop
     w_chan = offs_c * KHKW
 
@@ -205,16 +239,12 @@ def _conv2d_forward_kernel(
         for kw in range(0, KW):
             iw = iw0 + kw * dw
             pix_ok = h_ok & (iw >= 0) & (iw < W)  # padding and tails: read 0
-            # int32 offset tiles of channel block 0; block c0 moves the base.
+            # int32 offset tiles of channel block 0; block c0 moves the base
+            # by c0*H*W (x) and c0*KH*KW (w): matmul's GEMM loop over Cg channels.
             a_off = (x_img + ih * W + iw)[:, None] + x_chan[None, :]
             b_off = w_chan[:, None] + (w_row + kh * KW + kw)[None, :]
-            for c0 in range(0, C, BLOCK_C):
-                c_ok = offs_c < C - c0
-                a = tl.load(x_ptr + c0 * (H * W) + a_off,
-                            mask=pix_ok[:, None] & c_ok[None, :], other=0.0)
-                b = tl.load(w_ptr + c0 * KHKW + b_off,
-                            mask=c_ok[:, None] & k_ok[None, :], other=0.0)
-                acc = _block_product(acc, a, b, USE_DOT, PRECISION)
+            acc = gemm_loop(acc, x_ptr, a_off, pix_ok, H * W, w_ptr, b_off, k_ok, KHKW, Cg,
+                            BLOCK_C, USE_DOT, PRECISION)
 
     if HAS_BIAS:  # epilogue: fused bias
         acc += tl.load(b_ptr + offs_k, mask=k_ok, other=0.0)[None, :]
@@ -226,14 +256,26 @@ def _conv2d_forward_kernel(
 def _conv2d_dgrad_kernel(
         dy_ptr, w_ptr, dx_ptr,
         N, C, H, W, K, OH, OW, KH, KW,
-        sh, sw, ph, pw, dh, dw,
+        sh, sw, ph, pw, dh, dw, G,
         gh, gw, inv_h, inv_w,
-        USE_DOT: tl.constexpr, PRECISION: tl.constexpr,
+        GROUPED: tl.constexpr, USE_DOT: tl.constexpr, PRECISION: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # Tile: BLOCK_M input pixels of one stride phase x BLOCK_N input channels.
+    # Tile: BLOCK_M input pixels of one stride phase x BLOCK_N input channels of one group.
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     phase = tl.program_id(2)
+    if GROUPED:  # axis 1 = (group, channel tile): move the bases to group g's channels
+        Cg = C // G
+        Kg = K // G
+        tiles_n = tl.cdiv(Cg, BLOCK_N)
+        g = pid_n // tiles_n
+        pid_n = pid_n - g * tiles_n
+        dy_ptr += g * Kg * OH * OW          # output channels [g*Kg, (g+1)*Kg)
+        w_ptr += g * Kg * (Cg * KH * KW)
+        dx_ptr += g * Cg * H * W            # input channels [g*Cg, (g+1)*Cg)
+    else:
+        Cg = C
+        Kg = K
     qh = phase // sw
     qw = phase % sw
     # This phase's pixels: ih = qh + i*sh (i < Hq), iw = qw + j*sw (j < Wq).
@@ -241,10 +283,10 @@ def _conv2d_dgrad_kernel(
     Wq = (W - qw + sw - 1) // sw
     HWq = tl.maximum(Hq * Wq, 1)  # avoid dividing by 0; m_ok is then all False
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_c = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_c = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # input channel within the group
     offs_k = tl.arange(0, BLOCK_K)
     m_ok = offs_m < N * Hq * Wq
-    c_ok = offs_c < C
+    c_ok = offs_c < Cg
     n = offs_m // HWq
     t = offs_m % HWq
     i = t // tl.maximum(Wq, 1)
@@ -262,9 +304,9 @@ def _conv2d_dgrad_kernel(
     OHW = OH * OW
     KHKW = KH * KW
     dy_img = n * (K * OHW)
-    w_col = offs_c * KHKW  # w[k, c, kh, kw] = k*C*KHKW + c*KHKW + kh*KW + kw
+    w_col = offs_c * KHKW  # w[k, c, kh, kw] = k*Cg*KHKW + c*KHKW + kh*KW + kw
     dy_chan = offs_k * OHW  # channel offsets, hoisted out of every loop
-    w_chan = offs_k * (C * KHKW)
+    w_chan = offs_k * (Cg * KHKW)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=dx_ptr.dtype.element_ty)
     for uh in range(0, nth):
         kh = kh0 + uh * step_h
@@ -274,15 +316,12 @@ def _conv2d_dgrad_kernel(
             kw = kw0 + uw * step_w
             ow = j + (qw + pw - kw * dw) // sw
             pix_ok = h_ok & (ow >= 0) & (ow < OW)
+            # Channel block k0 of dy moves the bases by k0*OH*OW (dy) and
+            # k0*Cg*KH*KW (w): matmul's GEMM loop over the group's Kg channels.
             a_off = (dy_img + oh * OW + ow)[:, None] + dy_chan[None, :]
             b_off = w_chan[:, None] + (w_col + kh * KW + kw)[None, :]
-            for k0 in range(0, K, BLOCK_K):
-                k_ok = offs_k < K - k0
-                a = tl.load(dy_ptr + k0 * OHW + a_off,
-                            mask=pix_ok[:, None] & k_ok[None, :], other=0.0)
-                b = tl.load(w_ptr + k0 * (C * KHKW) + b_off,
-                            mask=k_ok[:, None] & c_ok[None, :], other=0.0)
-                acc = _block_product(acc, a, b, USE_DOT, PRECISION)
+            acc = gemm_loop(acc, dy_ptr, a_off, pix_ok, OHW, w_ptr, b_off, c_ok, Cg * KHKW,
+                            Kg, BLOCK_K, USE_DOT, PRECISION)
 
     # Every pixel of the phase is stored, 0 where no tap reached it.
     ih = qh + i * sh
@@ -295,23 +334,35 @@ def _conv2d_dgrad_kernel(
 def _conv2d_wgrad_kernel(
         dy_ptr, x_ptr, out_ptr,
         N, C, H, W, K, OH, OW, KH, KW,
-        sh, sw, ph, pw, dh, dw,
+        sh, sw, ph, pw, dh, dw, G,
         CHUNK,
-        USE_DOT: tl.constexpr, PRECISION: tl.constexpr,
+        GROUPED: tl.constexpr, USE_DOT: tl.constexpr, PRECISION: tl.constexpr,
         BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr):
-    # Tile: BLOCK_K output channels x BLOCK_R columns r = (c, kh, kw), summed
-    # over reduction elements p = (n, oh, ow) in [split*CHUNK, (split+1)*CHUNK).
+    # Tile: BLOCK_K output channels of one group x BLOCK_R columns r = (c, kh, kw),
+    # summed over reduction elements p = (n, oh, ow) in [split*CHUNK, (split+1)*CHUNK).
     pid_k = tl.program_id(0)
     pid_r = tl.program_id(1)
     split = tl.program_id(2)
     KHKW = KH * KW
-    R = C * KHKW
+    if GROUPED:  # axis 0 = (group, channel tile): move the bases to group g's channels
+        Cg = C // G
+        Kg = K // G
+        tiles_k = tl.cdiv(Kg, BLOCK_K)
+        g = pid_k // tiles_k
+        pid_k = pid_k - g * tiles_k
+        dy_ptr += g * Kg * OH * OW          # output channels [g*Kg, (g+1)*Kg)
+        x_ptr += g * Cg * H * W             # input channels [g*Cg, (g+1)*Cg)
+        out_ptr += g * Kg * (Cg * KHKW)     # rows [g*Kg, (g+1)*Kg) of each (K, R) partial
+    else:
+        Cg = C
+        Kg = K
+    R = Cg * KHKW  # dw (K, Cg, KH, KW) seen as a (K, R) matrix
     OHW = OH * OW
     P = N * OHW
     offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
     offs_r = pid_r * BLOCK_R + tl.arange(0, BLOCK_R)
     offs_p = tl.arange(0, BLOCK_P)
-    k_ok = offs_k < K
+    k_ok = offs_k < Kg
     r_ok = offs_r < R
     # Decode the columns once: (c, kh, kw) and their share of the x address.
     # Input row ih = oh*sh + kh_off is in [0, H) iff oh*sh is in
@@ -327,6 +378,9 @@ def _conv2d_wgrad_kernel(
     hi_w = W - kw_off
     dy_chan = offs_k * OHW
 
+    # The reduction axis p = (n, oh, ow) is decoded by division at every step,
+    # so its addresses are not affine in p: this loop is not matmul's
+    # gemm_loop, but its block product is.
     acc = tl.zeros((BLOCK_K, BLOCK_R), dtype=out_ptr.dtype.element_ty)
     p_lo = split * CHUNK
     p_hi = tl.minimum(p_lo + CHUNK, P)
@@ -345,7 +399,7 @@ def _conv2d_wgrad_kernel(
                 & (ows[:, None] >= lo_w[None, :]) & (ows[:, None] < hi_w[None, :]))
         b = tl.load(x_ptr + (n * (C * H * W) + ohs * W + ows)[:, None] + x_col[None, :],
                     mask=x_ok, other=0.0)
-        acc = _block_product(acc, a, b, USE_DOT, PRECISION)
+        acc = block_product(acc, a, b, USE_DOT, PRECISION)
 
     out_off = split * (K * R) + (offs_k * R)[:, None] + offs_r[None, :]
     tl.store(out_ptr + out_off, acc, mask=k_ok[:, None] & r_ok[None, :])
@@ -381,92 +435,82 @@ def _conv2d_bgrad_kernel(dy_ptr, db_ptr, N, K, HW, BLOCK: tl.constexpr):
 # float64's broadcast product needs small tiles on a GPU (registers). The
 # interpreter has no registers and pays per tl operation, not per element, so
 # there float64 takes float32's larger tiles: 3-6x faster on the test shapes.
+# (matmul.py, whose block rule `gemm_blocks` this module uses, has the same switch.)
 _FP64_SMALL_TILES = not common.INTERPRET
 
 
-def _gemm_blocks(rows, cols, red, small):
-    """(BM, BN, BR) for the forward and input-gradient tiles: rows (pixels) x
-    cols (channels) of output, BR channels reduced per step."""
-    if small:  # float64 on a GPU: the broadcast product holds BM*BR*BN values
-        return (clamp_pow2(rows, 16, 32), clamp_pow2(cols, 16, 32), clamp_pow2(red, 4, 8))
-    return (clamp_pow2(rows, 16, 128), clamp_pow2(cols, 16, 64), clamp_pow2(red, 16, 32))
-
-
-def _dot_args(dtype):
-    fp64 = np.dtype(dtype) == np.float64
-    return dict(USE_DOT=not fp64, PRECISION=common.dot_precision(dtype)), fp64
-
-
-def _launch_opts(rows, cols):
-    """num_warps/num_stages for a rows x cols tile (ignored by the interpreter)."""
-    return dict(num_warps=8 if rows * cols >= 4096 else 4, num_stages=2)
-
-
-def conv2d_forward(x, w, b, stride, padding, dilation):
-    """y = conv2d(x, w) + b: x (N, C, H, W), w (K, C, KH, KW), b (K,) or None."""
+def conv2d_forward(x, w, b, stride, padding, dilation, groups=1):
+    """y = conv2d(x, w) + b: x (N, C, H, W), w (K, C/groups, KH, KW), b (K,) or None."""
     op = "conv2d_forward"
-    dtype, shape = check_forward(op, x, w, b, stride, padding, dilation)
+    dtype, shape = check_forward(op, x, w, b, stride, padding, dilation, groups=groups)
     N, C, K, OH, OW = shape.N, shape.C, shape.K, shape.OH, shape.OW
     y = common.empty((N, K, OH, OW), dtype)
     M = N * OH * OW
     if M == 0 or K == 0:
         return y
-    dot, fp64 = _dot_args(dtype)
-    BM, BN, BC = _gemm_blocks(M, K, C, fp64 and _FP64_SMALL_TILES)
-    grid = (common.cdiv(M, BM), common.cdiv(K, BN))
+    dot, fp64 = dot_args(dtype)
+    G = int(groups)
+    BM, BN, BC = gemm_blocks(M, K // G, C // G, fp64 and _FP64_SMALL_TILES)
+    grid = (common.cdiv(M, BM), G * common.cdiv(K // G, BN))
     _conv2d_forward_kernel[grid](
         common.ptr(x), common.ptr(w), common.ptr(b if b is not None else w), common.ptr(y),
-        *shape,
-        HAS_BIAS=b is not None, BLOCK_M=BM, BLOCK_N=BN, BLOCK_C=BC, **dot,
-        **_launch_opts(BM, BN))
+        *shape, G,
+        HAS_BIAS=b is not None, GROUPED=G > 1, BLOCK_M=BM, BLOCK_N=BN, BLOCK_C=BC, **dot,
+        **launch_opts(BM, BN))
     return y
 
 
-def conv2d_backward_input(dy, w, input_hw, stride, padding, dilation):
-    """dx (N, C, *input_hw), the gradient of conv2d w.r.t. x; dy (N, K, OH, OW)."""
+def conv2d_backward_input(dy, w, input_hw, stride, padding, dilation, groups=1):
+    """dx (N, C, *input_hw), the gradient of conv2d w.r.t. x; dy (N, K, OH, OW),
+    w (K, C/groups, KH, KW)."""
     op = "conv2d_backward_input"
-    dtype, shape = check_backward_input(op, dy, w, input_hw, stride, padding, dilation)
+    dtype, shape = check_backward_input(op, dy, w, input_hw, stride, padding, dilation,
+                                        groups=groups)
     N, C, H, W, K, sh, sw = shape.N, shape.C, shape.H, shape.W, shape.K, shape.sh, shape.sw
     dx = common.empty((N, C, H, W), dtype)
     M = N * common.cdiv(H, sh) * common.cdiv(W, sw)  # the largest phase
     if M == 0 or C == 0:
         return dx
-    dot, fp64 = _dot_args(dtype)
-    BM, BN, BK = _gemm_blocks(M, C, K, fp64 and _FP64_SMALL_TILES)
-    grid = (common.cdiv(M, BM), common.cdiv(C, BN), sh * sw)
+    dot, fp64 = dot_args(dtype)
+    G = int(groups)
+    BM, BN, BK = gemm_blocks(M, C // G, K // G, fp64 and _FP64_SMALL_TILES)
+    grid = (common.cdiv(M, BM), G * common.cdiv(C // G, BN), sh * sw)
     _conv2d_dgrad_kernel[grid](
         common.ptr(dy), common.ptr(w), common.ptr(dx),
-        *shape, *phase_taps(shape),
-        BLOCK_M=BM, BLOCK_N=BN, BLOCK_K=BK, **dot, **_launch_opts(BM, BN))
+        *shape, G, *phase_taps(shape),
+        GROUPED=G > 1, BLOCK_M=BM, BLOCK_N=BN, BLOCK_K=BK, **dot, **launch_opts(BM, BN))
     return dx
 
 
-def conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation, *, splits=None):
-    """dw (K, C, *kernel_hw), the gradient of conv2d w.r.t. w.
+def conv2d_backward_weight(dy, x, kernel_hw, stride, padding, dilation, groups=1, *,
+                           splits=None):
+    """dw (K, C/groups, *kernel_hw), the gradient of conv2d w.r.t. w.
 
     OH, OW are dy's: they may be smaller than x would give (the transposed
     conv's weight gradient passes such a pair); taps off x read zero.
     `splits` forces the split-K factor S (for tests); None uses the heuristic.
     """
     op = "conv2d_backward_weight"
-    dtype, shape = check_backward_weight(op, dy, x, kernel_hw, stride, padding, dilation)
-    K, C, KH, KW = shape.K, shape.C, shape.KH, shape.KW
-    R, P = C * KH * KW, shape.N * shape.OH * shape.OW
-    grad_w = common.empty((K, C, KH, KW), dtype)  # not `dw`: that is the dilation
+    dtype, shape = check_backward_weight(op, dy, x, kernel_hw, stride, padding, dilation,
+                                         groups=groups)
+    G = int(groups)
+    K, Cg, KH, KW = shape.K, shape.C // G, shape.KH, shape.KW
+    Kg, R, P = K // G, Cg * KH * KW, shape.N * shape.OH * shape.OW
+    grad_w = common.empty((K, Cg, KH, KW), dtype)  # not `dw`: that is the dilation
     if K == 0 or R == 0:
         return grad_w
-    dot, fp64 = _dot_args(dtype)
+    dot, fp64 = dot_args(dtype)
     if fp64 and _FP64_SMALL_TILES:
-        BK, BR, BP = clamp_pow2(K, 16, 32), clamp_pow2(R, 16, 32), 8
+        BK, BR, BP = clamp_pow2(Kg, 16, 32), clamp_pow2(R, 16, 32), 8
     else:
-        BK, BR, BP = clamp_pow2(K, 16, 64), clamp_pow2(R, 16, 64), 32
-    tiles = common.cdiv(K, BK) * common.cdiv(R, BR)
-    S, chunk = splitk_plan(op, P, K, R, tiles, BP, splits)
+        BK, BR, BP = clamp_pow2(Kg, 16, 64), clamp_pow2(R, 16, 64), 32
+    tiles_k = G * common.cdiv(Kg, BK)  # grid axis 0: (group, channel tile)
+    S, chunk = splitk_plan(op, P, K, R, tiles_k * common.cdiv(R, BR), BP, splits)
     out = grad_w if S == 1 else common.empty((S, K, R), dtype)
-    _conv2d_wgrad_kernel[(common.cdiv(K, BK), common.cdiv(R, BR), S)](
+    _conv2d_wgrad_kernel[(tiles_k, common.cdiv(R, BR), S)](
         common.ptr(dy), common.ptr(x), common.ptr(out),
-        *shape, chunk,
-        BLOCK_K=BK, BLOCK_R=BR, BLOCK_P=BP, **dot, **_launch_opts(BK, BR))
+        *shape, G, chunk,
+        GROUPED=G > 1, BLOCK_K=BK, BLOCK_R=BR, BLOCK_P=BP, **dot, **launch_opts(BK, BR))
     if S > 1:
         L = K * R
         BLOCK = 1024
