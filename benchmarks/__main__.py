@@ -3,6 +3,7 @@
     python -m benchmarks                              # everything this machine runs
     python -m benchmarks --shapes mnist32 --ops conv2d_forward,batch_norm_backward
     python -m benchmarks --providers cupy,torch --no-step --out /tmp/bench
+    python -m benchmarks --families unary,reduction,linalg --shapes large
     python -m benchmarks --smoke                      # seconds: CI's well-formedness check
 
 On a CPU the providers are `numpy` and `torch` (same thread count); on a GPU
@@ -26,6 +27,9 @@ def parse(argv):
     ap.add_argument("--providers", help="comma-separated subset, e.g. numpy,torch "
                                         "(default: every provider this machine runs)")
     ap.add_argument("--ops", help="comma-separated contract ops (default: all)")
+    ap.add_argument("--families", help="comma-separated op families of kernels/registry.py, "
+                                       "e.g. unary,elementwise,reduction,linalg,conv "
+                                       "(with --ops: the ops in either)")
     ap.add_argument("--shapes", help="comma-separated shape sets: dcgan64, mnist32, large, tiny "
                                      "(default: dcgan64,mnist32,large)")
     ap.add_argument("--step", default="auto",
@@ -70,8 +74,23 @@ def main(argv=None):
              timing.CpuTimer(min_time=min_time, min_runs=1 if args.smoke else 3))
     shape_sets = (args.shapes.split(",") if args.shapes
                   else ["tiny"] if args.smoke else ["dcgan64", "mnist32", "large"])
+    from kernels import registry
+    wanted_ops = args.ops.split(",") if args.ops else []
+    if args.families:
+        families = args.families.split(",")
+        unknown = [f for f in families if f not in registry.FAMILIES]
+        if unknown:
+            print(f"benchmarks: unknown families {unknown}; known: "
+                  f"{', '.join(registry.FAMILIES)}", file=sys.stderr)
+            return 2
+        timed = [op.name for op in registry.ops_in(*families) if op.timed]
+        if not timed:
+            print(f"benchmarks: the families {families} have no timed ops (views and memory "
+                  f"functions are not timed on their own)", file=sys.stderr)
+            return 2
+        wanted_ops += timed
     try:
-        op_cases = cases.build(shape_sets, args.ops.split(",") if args.ops else None)
+        op_cases = cases.build(shape_sets, wanted_ops if args.ops or args.families else None)
     except ValueError as e:
         print(f"benchmarks: {e}", file=sys.stderr)
         return 2

@@ -7,14 +7,34 @@ Shape sets:
            optimizer shape the training step runs.
   mnist32  train.py's mnist5k model: 32x32, batch 64, ngf = ndf = 32, nc 1.
   large    one larger shape per op family (a 3x3 conv at 256 channels, batch
-           norm over 16M elements, Adam over 16M parameters, ...).
+           norm over 16M elements, Adam over 16M parameters, the primitives
+           over 16M elements, a 2048 x 2048 x 2048 matmul, ...).
   tiny     a 16x16 model at batch 2: the CI smoke test's set.
 The model sets are read off the models themselves (dcgan.models, with forward
 hooks on torch's build of them), so they follow any change to the models.
 
 Not timed separately: conv_transpose2d_backward_bias (the same kernel as
-conv2d_backward_bias), reshape and broadcast_to (views, no kernel), and the
-memory functions (to_device, to_host, empty, full = empty + fill_).
+conv2d_backward_bias), reshape, broadcast_to, permute and slice (views, no
+kernel), and the memory functions (to_device, to_host, empty, full = empty +
+fill_): the ops kernels/registry.py marks timed=False.
+
+The array primitives' cases are built from the registry, family by family,
+so a new registry entry gets benchmark rows with no edit here:
+  unary        every registry.ops_in("unary") op on a batch-norm-sized
+               activation, inputs drawn from the op's `domain`, against
+               torch.<op.torch>;
+  elementwise  binary ops by default (op(a, b) against torch.<op.torch>(a, b));
+               pow_scalar, clamp, where and compare, whose signatures differ,
+               have their own builders (_ELEMENTWISE);
+  reduction    op(x, (0, 2, 3), False) against torch.<op.torch>(x, dim=(0, 2, 3))
+               by default (batch-norm statistics' axes); argmax/argmin (one
+               axis) and var (correction) have their own (_REDUCTION);
+  linalg       op(a, b) against torch.<op.torch>(a, b) on DCGAN's products: the
+               spectral-norm power iteration's W v and W^T u (a transposed
+               view) for the flattened weight (C_out, C_in*KH*KW) of D's
+               largest conv, and D's costliest conv as a batched GEMM (the
+               weight broadcast over the batch, a stride-0 view, times the
+               im2col columns of each image); large: 2048 x 2048 x 2048.
 
 A case knows its inputs (shape and value range), how to call our backend
 (`ours(backend, arrays)` returns a thunk) and torch (`torch_fn(tensors)`
@@ -31,6 +51,8 @@ import dataclasses
 from typing import Callable
 
 import numpy as np
+
+from kernels import registry
 
 from . import cost
 
@@ -57,17 +79,25 @@ class Case:
     torch_fn: Callable           # (tensors) -> thunk returning outputs
     flops: int
     bytes: int
-    conv: bool = False           # a conv GEMM (TF32 variants apply)
+    conv: bool = False           # a conv GEMM
+    gemm: bool = False           # a GEMM whose precision switch applies (conv, matmul):
+    #                              the TF32 variants time it too
     compilable: bool = False     # torch.compile applies (a forward-style op)
     statistical: bool = False    # random draws: checked by their moments
 
 
 def make_inputs(case, seed):
-    """Host float32 arrays for a case's inputs."""
+    """Host arrays for a case's inputs: float32, or bool for kind "mask";
+    kind ("uniform", lo, hi) draws from [lo, hi) (a unary op's domain)."""
     rng = np.random.default_rng(seed)
     out = {}
     for name, (shape, kind) in case.inputs.items():
-        if kind == "prob":
+        if kind == "mask":
+            out[name] = rng.random(shape) < 0.5
+            continue
+        if isinstance(kind, tuple) and kind[0] == "uniform":
+            a = rng.uniform(kind[1], kind[2], shape)
+        elif kind == "prob":
             a = rng.uniform(0.02, 0.98, shape)
         elif kind == "target":
             a = rng.integers(0, 2, shape).astype(np.float64)
@@ -177,7 +207,7 @@ def conv_cases(set_name, name, x, w, y, stride, padding, transposed, with_bias=F
     out = []
     for op, inputs, ours, torch_fn, traffic, compilable in cases:
         out.append(Case(op, set_name, tag, {**inputs, **_shape_only(op, x, w)}, ours, torch_fn,
-                        flops, cost.nbytes(traffic, np.float32), conv=True,
+                        flops, cost.nbytes(traffic, np.float32), conv=True, gemm=True,
                         compilable=compilable))
     if with_bias and not transposed:
         out.append(Case("conv2d_backward_bias", set_name, f"{name} dy {_shape_str(y)}",
@@ -438,16 +468,222 @@ def glue_cases(set_name, shape, noise_shape):
     ]
 
 
+# ------------------------------------------------- the primitives, by family
+# Each builder returns the cases of one registry op; the family loops below
+# (primitive_cases) call them for every timed op the registry lists.
+F32 = np.float32
+
+
+def _torch(name):
+    import torch
+    return getattr(torch, name)
+
+
+def _unary(set_name, op, tag, shape):
+    lo, hi = op.domain
+    tf = _torch(op.torch)
+    return [Case(op.name, set_name, f"{tag}, x in [{lo:g}, {hi:g})",
+                 {"x": (shape, ("uniform", lo, hi))},
+                 lambda be, a: lambda: (getattr(be, op.name)(a["x"]),),
+                 lambda t: lambda: (tf(t["x"]),),
+                 *cost.elementwise(op.name, shape, 1, 1, F32), compilable=True)]
+
+
+def _binary(set_name, op, tag, shape):
+    """The default elementwise case: op(a, b), two same-shape float operands."""
+    tf = _torch(op.torch)
+    return [Case(op.name, set_name, f"{tag}, two operands", {"a": (shape, "normal"),
+                                                             "b": (shape, "normal")},
+                 lambda be, a: lambda: (getattr(be, op.name)(a["a"], a["b"]),),
+                 lambda t: lambda: (tf(t["a"], t["b"]),),
+                 *cost.elementwise(op.name, shape, 2, 1, F32), compilable=True)]
+
+
+def _pow_scalar(set_name, op, tag, shape):
+    # x ** 2 (squares: variances, norms, penalties; the kernels' x*x path)
+    # and a general exponent on positive inputs (their pow path).
+    tf = _torch(op.torch)
+    out = []
+    for p, kind in ((2.0, "normal"), (0.75, "positive")):
+        out.append(Case(op.name, set_name, f"{tag} ** {p:g}", {"x": (shape, kind)},
+                        lambda be, a, p=p: lambda: (be.pow_scalar(a["x"], p),),
+                        lambda t, p=p: lambda: (tf(t["x"], p),),
+                        *cost.elementwise(op.name, shape, 1, 1, F32), compilable=True))
+    return out
+
+
+def _clamp(set_name, op, tag, shape):
+    lo, hi = -0.5, 0.5
+    tf = _torch(op.torch)
+    return [Case(op.name, set_name, f"{tag} to [{lo:g}, {hi:g}]", {"x": (shape, "normal")},
+                 lambda be, a: lambda: (be.clamp(a["x"], lo, hi),),
+                 lambda t: lambda: (tf(t["x"], lo, hi),),
+                 *cost.elementwise(op.name, shape, 1, 1, F32), compilable=True)]
+
+
+def _where(set_name, op, tag, shape):
+    tf = _torch(op.torch)
+    return [Case(op.name, set_name, f"{tag}, bool mask", {"mask": (shape, "mask"),
+                                                          "a": (shape, "normal"),
+                                                          "b": (shape, "normal")},
+                 lambda be, a: lambda: (be.where(a["mask"], a["a"], a["b"]),),
+                 lambda t: lambda: (tf(t["mask"], t["a"], t["b"]),),
+                 *cost.elementwise_io(op.name, shape, [(shape, np.bool_), (shape, F32),
+                                                       (shape, F32)], [(shape, F32)]),
+                 compilable=True)]
+
+
+def _compare(set_name, op, tag, shape):
+    # The comparison timed is the registry's torch name (torch.gt: "gt").
+    tf = _torch(op.torch)
+    return [Case(op.name, set_name, f"{tag}, a {op.torch} b -> bool",
+                 {"a": (shape, "normal"), "b": (shape, "normal")},
+                 lambda be, a: lambda: (be.compare(op.torch, a["a"], a["b"]),),
+                 lambda t: lambda: (tf(t["a"], t["b"]),),
+                 *cost.elementwise_io(op.name, shape, [(shape, F32)] * 2, [(shape, np.bool_)]),
+                 compilable=True)]
+
+
+_ELEMENTWISE = {"pow_scalar": _pow_scalar, "clamp": _clamp, "where": _where,
+                "compare": _compare}
+
+STAT_AXES = (0, 2, 3)  # batch norm's statistics: per channel of (N, C, H, W)
+
+
+def _reduce(set_name, op, tag, shape):
+    """The default reduction case: op(x, (0, 2, 3), False), per channel."""
+    tf = _torch(op.torch)
+    out_shape = (shape[1],)
+    return [Case(op.name, set_name, f"{tag} over {STAT_AXES}", {"x": (shape, "normal")},
+                 lambda be, a: lambda: (getattr(be, op.name)(a["x"], STAT_AXES, False),),
+                 lambda t: lambda: (tf(t["x"], dim=STAT_AXES),),
+                 *cost.reduction(shape, out_shape, F32, op.name), compilable=True)]
+
+
+def _arg_reduce(set_name, op, tag, shape):
+    # One axis: the channel of each pixel (int64 indices, compared exactly).
+    tf = _torch(op.torch)
+    out_shape = shape[:1] + shape[2:]
+    return [Case(op.name, set_name, f"{tag} over axis 1 -> int64", {"x": (shape, "normal")},
+                 lambda be, a: lambda: (getattr(be, op.name)(a["x"], 1, False),),
+                 lambda t: lambda: (tf(t["x"], dim=1),),
+                 *cost.reduction(shape, out_shape, F32, op.name, np.int64), compilable=True)]
+
+
+def _var(set_name, op, tag, shape):
+    # correction=1: the unbiased estimate batch norm's running variance keeps.
+    tf = _torch(op.torch)
+    out_shape = (shape[1],)
+    return [Case(op.name, set_name, f"{tag} over {STAT_AXES}, correction 1",
+                 {"x": (shape, "normal")},
+                 lambda be, a: lambda: (be.var(a["x"], STAT_AXES, False, 1),),
+                 lambda t: lambda: (tf(t["x"], dim=STAT_AXES, correction=1),),
+                 *cost.reduction(shape, out_shape, F32, op.name), compilable=True)]
+
+
+_REDUCTION = {"argmax": _arg_reduce, "argmin": _arg_reduce, "var": _var}
+
+
+def _product(set_name, op, label, a_shape, b_shape, view=None, batch=1):
+    """One matmul-style case: a (stored a_shape, then seen through `view`:
+    "T" a transposed view, "broadcast" a stride-0 batch of `batch`) @ b."""
+    tf = _torch(op.torch)
+    if view == "T":
+        (K, M), N = a_shape, b_shape[-1]
+    else:
+        (M, K), N = a_shape[-2:], b_shape[-1]
+
+    def see(x, be=None):
+        if view == "T":
+            return be.permute(x, (1, 0)) if be else x.permute(1, 0)
+        if view == "broadcast":
+            return be.broadcast_to(x, (batch, M, K)) if be else x.expand(batch, M, K)
+        return x
+
+    def ours(be, a):
+        A = see(a["a"], be)
+        return lambda: (getattr(be, op.name)(A, a["b"]),)
+
+    def torch_fn(t):
+        A = see(t["a"])
+        return lambda: (tf(A, t["b"]),)
+
+    return Case(op.name, set_name, label, {"a": (a_shape, "normal"), "b": (b_shape, "normal")},
+                ours, torch_fn,
+                *cost.matmul(M, K, N, batch, F32, shared=("a",) if view == "broadcast" else ()),
+                gemm=True, compilable=True)
+
+
+def _linalg(set_name, op, products):
+    return [_product(set_name, op, *p) for p in products]
+
+
+def dcgan_products(layers):
+    """DCGAN's matrix products, from D's convolutions: (label, a_shape,
+    b_shape, view, batch) for the spectral-norm power iteration on the
+    largest weight, W v and W^T u (W the weight flattened to (C_out,
+    C_in*KH*KW)), and the costliest conv as a batched GEMM per image,
+    W (broadcast) @ cols (N, C_in*KH*KW, OH*OW) -> (N, C_out, OH*OW), its
+    output already NCHW; of equal-FLOP layers, the one that moves least."""
+    convs = [L for L in layers if L["net"] == "D" and L["kind"] == "Conv2d"]
+
+    def flat(L):
+        K, C, KH, KW = L["w"]
+        return K, C * KH * KW
+
+    sn = max(convs, key=lambda L: int(np.prod(L["w"])))
+    Ko, R = flat(sn)
+    where = f"D conv w {_shape_str(sn['w'])}"
+
+    def gemm_cost(L):
+        K, R = flat(L)
+        N, P = L["y"][0], L["y"][2] * L["y"][3]
+        flops, nbytes = cost.matmul(K, R, P, N, F32, shared=("a",))
+        return (flops, -nbytes)
+
+    g = max(convs, key=gemm_cost)
+    Kg, Rg = flat(g)
+    N, P = g["y"][0], g["y"][2] * g["y"][3]
+    return [
+        (f"spectral norm W v: {where} as ({Ko}, {R}) @ ({R}, 1)", (Ko, R), (R, 1), None, 1),
+        (f"spectral norm W^T u: {where}, transposed view ({R}, {Ko}) @ ({Ko}, 1)",
+         (Ko, R), (Ko, 1), "T", 1),
+        (f"D conv {_shape_str(g['x'])} -> {_shape_str(g['y'])} as GEMM: w ({Kg}, {Rg}) "
+         f"broadcast @ cols ({N}, {Rg}, {P})", (Kg, Rg), (N, Rg, P), "broadcast", N),
+    ]
+
+
+def primitive_cases(set_name, tag, shape, products):
+    """Every timed op of the primitive families, from the registry: the
+    elementwise and reduction families on `shape` (N, C, H, W) (described by
+    `tag`), linalg on `products` (see dcgan_products)."""
+    cases = []
+    for op in registry.ops_in("unary", "elementwise", "reduction", "linalg"):
+        if not op.timed:
+            continue
+        if op.family == "unary":
+            cases += _unary(set_name, op, tag, shape)
+        elif op.family == "elementwise":
+            cases += _ELEMENTWISE.get(op.name, _binary)(set_name, op, tag, shape)
+        elif op.family == "reduction":
+            cases += _REDUCTION.get(op.name, _reduce)(set_name, op, tag, shape)
+        else:
+            cases += _linalg(set_name, op, products)
+    return cases
+
+
 def model_cases(set_name):
     cfg = MODEL_SETS[set_name]
     layers, params = model_layers(cfg)
-    cases, seen = [], set()
+    cases, seen, bns = [], set(), []
     first_conv = True
     counters = {}
     for L in layers:
         net, kind = L["net"], L["kind"]
         counters[(net, kind)] = counters.get((net, kind), 0) + 1
         name = f"{net}.{kind.replace('2d', '').lower()}{counters[(net, kind)]}"
+        if kind == "BatchNorm2d":
+            bns.append((L["y"], name))
         key = (kind, L["x"], L.get("w"), L.get("stride"), L.get("padding"), L.get("slope"))
         if key in seen:
             continue
@@ -470,9 +706,10 @@ def model_cases(set_name):
     cases += loss_cases(set_name, (cfg["batch"],))
     cases += optimizer_cases(set_name, "G", params["G"])
     cases += optimizer_cases(set_name, "D", params["D"])
-    biggest = max((L["y"] for L in layers if L["kind"] in ("BatchNorm2d",)),
-                  key=lambda s: int(np.prod(s)))
+    biggest, where = max(bns, key=lambda b: int(np.prod(b[0])))
     cases += glue_cases(set_name, biggest, (cfg["batch"], cfg["nz"], 1, 1))
+    cases += primitive_cases(set_name, f"{where}-sized {_shape_str(biggest)}", biggest,
+                             dcgan_products(layers))
     return cases
 
 
@@ -487,7 +724,9 @@ def large_cases():
             + activation_cases(s, "act", "tanh", big)
             + loss_cases(s, (1 << 20,))
             + optimizer_cases(s, "16M", [(4096, 2048), (4096, 2048)])
-            + glue_cases(s, big, (4096, 1024)))
+            + glue_cases(s, big, (4096, 1024))
+            + primitive_cases(s, _shape_str(big), big,
+                              [("2048 x 2048 @ 2048 x 2048", (2048, 2048), (2048, 2048), None, 1)]))
 
 
 def build(shape_sets, ops=None):

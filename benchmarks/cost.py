@@ -14,7 +14,14 @@ Conventions (stated once, used everywhere):
   conservative.
 - Elementwise ops count the arithmetic a straightforward implementation
   does per element (`EW_FLOPS`); they are memory-bound by orders of
-  magnitude, so only their bytes matter for the roofline.
+  magnitude, so only their bytes matter for the roofline. Masks (bool) and
+  indices (int64) count at their own size (`elementwise_io`).
+- Reductions count per *input* element (`REDUCTION_FLOPS`): one add or one
+  compare (sum, mean, amax, amin, argmax, argmin), 4 for var (its two
+  passes: the mean's add, then subtract, square, add), bytes the input once
+  and the output once.
+- matmul: 2 * B * M * N * K for (B, M, K) @ (B, K, N); bytes A, B and C once
+  each (an operand broadcast over the batch, stride 0, is read once).
 """
 
 import numpy as np
@@ -72,10 +79,38 @@ def sgd(numels, dtype):
     return 5 * n, 5 * n * np.dtype(dtype).itemsize
 
 
-def reduction(shape, out_shape, dtype):
-    """A sum or mean: one add per input element; reads the input, writes the output."""
+def elementwise_io(op, out_shape, inputs, outputs):
+    """(flops, bytes) of an elementwise op whose operands have their own
+    dtypes (a bool mask, an int64 index): `inputs` and `outputs` are lists of
+    (shape, dtype), each read or written once; EW_FLOPS[op] per output element."""
+    n = int(np.prod(out_shape, dtype=np.int64))
+    return (EW_FLOPS.get(op, 1) * n,
+            sum(nbytes([s], d) for s, d in list(inputs) + list(outputs)))
+
+
+# FLOPs per input element of the reductions (sum and mean, and any reduction
+# not listed: 1).
+REDUCTION_FLOPS = {"sum": 1, "mean": 1, "amax": 1, "amin": 1, "argmax": 1, "argmin": 1,
+                   "var": 4}
+
+
+def reduction(shape, out_shape, dtype, op="sum", out_dtype=None):
+    """A reduction of `shape` to `out_shape`: REDUCTION_FLOPS[op] per input
+    element; reads the input, writes the output (at `out_dtype`, default the
+    input's: argmax/argmin write int64)."""
     n = int(np.prod(shape, dtype=np.int64))
-    return n, nbytes([shape, out_shape], dtype)
+    return (REDUCTION_FLOPS.get(op, 1) * n,
+            nbytes([shape], dtype) + nbytes([out_shape], out_dtype or dtype))
+
+
+def matmul(M, K, N, batch=1, dtype=np.float32, shared=()):
+    """(flops, bytes) of `batch` products (M, K) @ (K, N): 2*batch*M*N*K
+    FLOPs; A, B and C read or written once, except an operand named in
+    `shared` ("a", "b"), broadcast over the batch and so read once in all."""
+    a = M * K * (1 if "a" in shared else batch)
+    b = K * N * (1 if "b" in shared else batch)
+    c = M * N * batch
+    return 2 * batch * M * N * K, (a + b + c) * np.dtype(dtype).itemsize
 
 
 def roofline(flops, bytes_, peak_flops, peak_bytes):

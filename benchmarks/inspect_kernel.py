@@ -5,20 +5,40 @@ sits on the roofline: a teaching tool for the two GPU backends.
         --x 128,64,32,32 --w 128,64,4,4 --stride 2 --padding 1
     python -m benchmarks.inspect_kernel --backend triton --op batch_norm_backward --x 128,128,16,16
     python -m benchmarks.inspect_kernel --backend cupy --op adam_step_ --x 128,64,4,4 128 128
+    python -m benchmarks.inspect_kernel --backend cupy --op matmul --x 512,4096 --y 4096,1
+    python -m benchmarks.inspect_kernel --backend triton --op exp --x 128,64,32,32
+    python -m benchmarks.inspect_kernel --backend cupy --op var --x 128,64,32,32 --axis 0,2,3
+
+The ops are every contract function kernels/registry.py marks timed, by
+family (the same families as the benchmarks): conv, conv_transpose,
+batch_norm, activation, loss, optimizer, glue, memory, random, and the
+primitives' unary, elementwise, reduction and linalg. A new registry entry
+of one of these families is inspectable with no edit here.
 
 Shapes (comma-separated ints, as the contract's arrays; kernels/contract.py):
   --x SHAPE     the op's main input: conv2d_* the conv's input x (N, C, H, W)
                 (the gradients' dy follows from x, --w and the geometry);
                 conv_transpose2d_* the transposed conv's input x; batch norm,
-                activations, BCE (p or logits), neg, sum/mean, add/sub/mul/div:
-                the input. adam_step_ / sgd_step_: one shape per parameter
+                activations, BCE (p or logits), neg, sum/mean, add/sub/mul/div,
+                the unary, elementwise and reduction primitives: the input
+                (where: a); fill_, copy_, astype: the array written (copy_: dst);
+                random_*: the shape drawn; matmul: a, (M, K) or (B, M, K).
+                adam_step_ / sgd_step_: one shape per parameter
                 (--x SHAPE [SHAPE ...]).
   --w SHAPE     conv weight: (K, C, KH, KW) for conv2d_*, (C_in, C_out, KH, KW)
                 for conv_transpose2d_* (torch's layouts).
-  --y SHAPE     add/sub/mul/div: the second operand (default: --x), broadcast.
+  --y SHAPE     the second operand (default: --x), broadcast: add/sub/mul/div,
+                maximum/minimum, compare, where's b (the mask has the
+                broadcast shape), copy_'s src. matmul: b, (K, N) or (B, K, N)
+                (required).
 Op flags: --stride/--padding/--dilation/--output-padding (an int or "h,w"),
 --bias (conv2d_forward, conv_transpose2d_forward), --negative-slope
-(leaky_relu), --reduction (BCE), --axis (sum/mean, e.g. 0,2,3).
+(leaky_relu), --reduction (BCE), --axis (sum/mean/amax/amin/var, e.g. 0,2,3;
+argmax/argmin: one axis; default all), --correction (var, default 1),
+--exponent (pow_scalar, default 2), --min/--max (clamp), --compare
+(gt/ge/lt/le/eq, default gt), --transpose-x/--transpose-y (matmul: the
+operand is a transposed view of an array stored the other way round, read
+in place), --to (astype's dtype).
 Common flags: --dtype float32|float64, --precision ieee|tf32 (float32
 convolutions: exact FP32 or TF32 tensor cores), --time-ms T (a time you
 measured: prints the achieved fraction), --run (also execute the kernels;
@@ -78,6 +98,7 @@ if ROOT not in sys.path:  # also runnable as a script
     sys.path.insert(0, ROOT)
 
 from benchmarks import cost  # noqa: E402
+from kernels import registry  # noqa: E402
 
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 
@@ -303,14 +324,23 @@ def _optim_case(a, B, arr):
     return Case(summary, run, flops, nbytes, note, gemm=False)
 
 
+def _axes(a, x):
+    """(axis, reduced shape) of --axis for an input of shape x: None (all)
+    or a tuple of distinct axes in range."""
+    if a.axis is None:
+        return None, ()
+    axis = tuple(a.axis)
+    if any(not 0 <= ax < len(x) for ax in axis) or len(set(axis)) != len(axis):
+        raise UsageError(f"--axis {axis}: distinct axes in [0, {len(x)}) expected for "
+                         f"{len(x)} dimensions")
+    return axis, tuple(d for i, d in enumerate(x) if i not in axis)
+
+
 def _glue_case(a, B, arr):
     x = _one_x(a)
     X = arr(x)
     if a.op in ("sum", "mean"):
-        axis = None if a.axis is None else tuple(a.axis)
-        if axis is not None and any(not 0 <= ax < len(x) for ax in axis):
-            raise UsageError(f"--axis {axis} out of range for {len(x)} dimensions")
-        out = np.empty(x)[...].sum(axis=axis).shape if axis != () else x
+        axis, out = _axes(a, x)
         run = lambda: getattr(B, a.op)(X, axis, False)  # noqa: E731
         flops, nbytes = cost.reduction(x, out, a.dtype)
         return Case(f"x {_fmt(x)}, axis {axis} -> {_fmt(out)}", run, flops, nbytes,
@@ -331,30 +361,188 @@ def _glue_case(a, B, arr):
                 cost.nbytes([x, y, out], a.dtype), "1 per output element", gemm=False)
 
 
-OPS = {}
-for _op in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
-            "conv2d_backward_bias", "conv_transpose2d_forward",
-            "conv_transpose2d_backward_input", "conv_transpose2d_backward_weight"):
-    OPS[_op] = _conv_case
-for _op in ("batch_norm_train_forward", "batch_norm_eval_forward", "batch_norm_backward"):
-    OPS[_op] = _bn_case
-for _act in ("relu", "leaky_relu", "tanh", "sigmoid"):
-    OPS[f"{_act}_forward"] = OPS[f"{_act}_backward"] = _activation_case
-for _op in ("bce_forward", "bce_backward", "bce_with_logits_forward", "bce_with_logits_backward"):
-    OPS[_op] = _bce_case
-OPS["adam_step_"] = OPS["sgd_step_"] = _optim_case
-for _op in ("add", "sub", "mul", "div", "neg", "sum", "mean"):
-    OPS[_op] = _glue_case
+def _ew_note(op):
+    return f"{cost.EW_FLOPS.get(op, 1)} per output element (the registry's flops)"
+
+
+def _broadcast(x, y):
+    try:
+        return tuple(np.broadcast_shapes(x, y))
+    except ValueError:
+        raise UsageError(f"--x {_fmt(x)} and --y {_fmt(y)} do not broadcast")
+
+
+def _unary_case(a, B, arr):
+    x = _one_x(a)
+    lo, hi = registry.BY_NAME[a.op].domain
+    X = arr(x, domain=(lo, hi))
+    run = lambda: getattr(B, a.op)(X)  # noqa: E731
+    flops, nbytes = cost.elementwise(a.op, x, 1, 1, a.dtype)
+    return Case(f"x {_fmt(x)} in [{lo:g}, {hi:g}) (the registry's domain) -> {a.op}(x)", run,
+                flops, nbytes, _ew_note(a.op), gemm=False)
+
+
+def _elementwise_case(a, B, arr):
+    """pow_scalar, clamp, where, compare; any other op of the family is
+    binary, op(x, y), as maximum and minimum."""
+    x = _one_x(a)
+    if a.op == "pow_scalar":
+        X = arr(x, positive=not float(a.exponent).is_integer())
+        run = lambda: B.pow_scalar(X, a.exponent)  # noqa: E731
+        flops, nbytes = cost.elementwise(a.op, x, 1, 1, a.dtype)
+        return Case(f"x {_fmt(x)} ** {a.exponent:g}", run, flops, nbytes, _ew_note(a.op),
+                    gemm=False)
+    if a.op == "clamp":
+        if a.min is None and a.max is None:
+            raise UsageError("clamp needs --min and/or --max")
+        X = arr(x)
+        run = lambda: B.clamp(X, a.min, a.max)  # noqa: E731
+        flops, nbytes = cost.elementwise(a.op, x, 1, 1, a.dtype)
+        return Case(f"x {_fmt(x)} clamped to [{a.min}, {a.max}]", run, flops, nbytes,
+                    _ew_note(a.op), gemm=False)
+    y = a.y or x
+    out = _broadcast(x, y)
+    X, Y = arr(x), arr(y)
+    if a.op == "where":
+        mask = arr(out, mask=True)
+        run = lambda: B.where(mask, X, Y)  # noqa: E731
+        flops, nbytes = cost.elementwise_io(a.op, out, [(out, np.bool_), (x, a.dtype),
+                                                        (y, a.dtype)], [(out, a.dtype)])
+        return Case(f"mask {_fmt(out)} (bool), a {_fmt(x)}, b {_fmt(y)} -> {_fmt(out)}", run,
+                    flops, nbytes, _ew_note(a.op), gemm=False)
+    if a.op == "compare":
+        run = lambda: B.compare(a.compare, X, Y)  # noqa: E731
+        flops, nbytes = cost.elementwise_io(a.op, out, [(x, a.dtype), (y, a.dtype)],
+                                            [(out, np.bool_)])
+        return Case(f"a {_fmt(x)} {a.compare} b {_fmt(y)} -> bool {_fmt(out)}", run, flops,
+                    nbytes, _ew_note(a.op), gemm=False)
+    run = lambda: getattr(B, a.op)(X, Y)  # noqa: E731
+    return Case(f"a {_fmt(x)}, b {_fmt(y)} -> {_fmt(out)}", run,
+                cost.elementwise(a.op, out, 0, 0, a.dtype)[0],
+                cost.nbytes([x, y, out], a.dtype), _ew_note(a.op), gemm=False)
+
+
+def _reduction_case(a, B, arr):
+    """argmax/argmin (one axis or the flattened array, int64 out), var
+    (--correction); any other op of the family is op(x, axis, keepdims)."""
+    x = _one_x(a)
+    X = arr(x)
+    note = f"{cost.REDUCTION_FLOPS.get(a.op, 1)} per input element (cost.REDUCTION_FLOPS)"
+    if a.op in ("argmax", "argmin"):
+        if a.axis is not None and len(a.axis) != 1:
+            raise UsageError(f"{a.op} takes one --axis (an int), or none for the flattened array")
+        axis, out = _axes(a, x)
+        axis = None if axis is None else axis[0]
+        run = lambda: getattr(B, a.op)(X, axis, False)  # noqa: E731
+        flops, nbytes = cost.reduction(x, out, a.dtype, a.op, np.int64)
+        return Case(f"x {_fmt(x)}, axis {axis} -> int64 {_fmt(out)}", run, flops, nbytes, note,
+                    gemm=False)
+    axis, out = _axes(a, x)
+    if a.op == "var":
+        run = lambda: B.var(X, axis, False, a.correction)  # noqa: E731
+        extra = f", correction {a.correction}"
+    else:
+        run = lambda: getattr(B, a.op)(X, axis, False)  # noqa: E731
+        extra = ""
+    flops, nbytes = cost.reduction(x, out, a.dtype, a.op)
+    return Case(f"x {_fmt(x)}, axis {axis}{extra} -> {_fmt(out)}", run, flops, nbytes, note,
+                gemm=False)
+
+
+def _matmul_case(a, B, arr):
+    x = _one_x(a)
+    y = a.y
+    if y is None:
+        raise UsageError(f"{a.op} needs --y: --x M,K --y K,N, or --x B,M,K --y B,K,N")
+    if len(x) not in (2, 3) or len(y) != len(x):
+        raise UsageError(f"{a.op}: --x and --y must both be 2-D or both 3-D, got {_fmt(x)} "
+                         f"and {_fmt(y)}")
+    if x[-1] != y[-2]:
+        raise UsageError(f"{a.op}: inner dimensions differ: {_fmt(x)} @ {_fmt(y)}")
+    if len(x) == 3 and x[0] != y[0]:
+        raise UsageError(f"{a.op}: batch sizes differ: {_fmt(x)} @ {_fmt(y)}")
+
+    def operand(shape, transposed):
+        if not transposed:
+            return arr(shape)
+        n = len(shape)
+        stored = arr(shape[:-2] + (shape[-1], shape[-2]))
+        return B.permute(stored, tuple(range(n - 2)) + (n - 1, n - 2))
+
+    X, Y = operand(x, a.transpose_x), operand(y, a.transpose_y)
+    batch = x[0] if len(x) == 3 else 1
+    (M, K), N = x[-2:], y[-1]
+    out = x[:-1] + (N,)
+    run = lambda: getattr(B, a.op)(X, Y)  # noqa: E731
+    flops, nbytes = cost.matmul(M, K, N, batch, a.dtype)
+    tx = " (transposed view)" if a.transpose_x else ""
+    ty = " (transposed view)" if a.transpose_y else ""
+    return Case(f"a {_fmt(x)}{tx} @ b {_fmt(y)}{ty} -> c {_fmt(out)}", run, flops, nbytes,
+                "2*B*M*N*K (cost.matmul)", gemm=True)
+
+
+def _memory_case(a, B, arr):
+    x = _one_x(a)
+    X = arr(x)
+    if a.op == "fill_":
+        run = lambda: B.fill_(X, 0.5)  # noqa: E731
+        return Case(f"x {_fmt(x)} <- 0.5 (in place)", run, 0, cost.nbytes([x], a.dtype),
+                    "none: data movement", gemm=False)
+    if a.op == "copy_":
+        y = a.y or x
+        if _broadcast(x, y) != tuple(x):
+            raise UsageError(f"copy_: src --y {_fmt(y)} must broadcast to dst --x {_fmt(x)}")
+        Y = arr(y)
+        run = lambda: B.copy_(X, Y)  # noqa: E731
+        return Case(f"dst {_fmt(x)} <- src {_fmt(y)} (in place)", run, 0,
+                    cost.nbytes([x, y], a.dtype), "none: data movement", gemm=False)
+    if a.op == "astype":
+        to = np.dtype(a.to or ("float64" if a.dtype == np.float32 else "float32"))
+        run = lambda: B.astype(X, to)  # noqa: E731
+        return Case(f"x {_fmt(x)} {a.dtype.name} -> {to.name}", run, 0,
+                    cost.nbytes([x], a.dtype) + cost.nbytes([x], to), "none: data movement",
+                    gemm=False)
+    raise UsageError(f"{a.op}: no inspect builder for this memory function")
+
+
+def _random_case(a, B, arr):
+    x = _one_x(a)
+    if a.op == "random_normal":
+        run = lambda: B.random_normal(x, 0.0, 1.0, a.dtype)  # noqa: E731
+        what = "N(0, 1)"
+    else:
+        run = lambda: B.random_uniform(x, -1.0, 1.0, a.dtype)  # noqa: E731
+        what = "U[-1, 1)"
+    flops, nbytes = cost.elementwise(a.op, x, 0, 1, a.dtype)
+    return Case(f"{_fmt(x)} samples of {what}", run, flops, nbytes,
+                f"{cost.EW_FLOPS.get(a.op, 1)} per sample (Philox rounds and transform)",
+                gemm=False)
+
+
+# The case builder of each registry family; OPS (op name -> builder) is every
+# timed op of these families, in the registry's order.
+BUILDERS = {"memory": _memory_case, "random": _random_case, "glue": _glue_case,
+            "unary": _unary_case, "elementwise": _elementwise_case,
+            "reduction": _reduction_case, "linalg": _matmul_case, "conv": _conv_case,
+            "conv_transpose": _conv_case, "batch_norm": _bn_case,
+            "activation": _activation_case, "loss": _bce_case, "optimizer": _optim_case}
+OPS = {op.name: BUILDERS[op.family] for op in registry.OPS
+       if op.timed and op.family in BUILDERS}
 
 
 def build_case(a, B):
     """The Case for the parsed arguments `a` on backend instance `B`."""
     rng = np.random.default_rng(0)
 
-    def arr(shape, positive=False, unit=False):
+    def arr(shape, positive=False, unit=False, domain=None, mask=False):
         # Values only matter with --run: keep them where every op is defined
-        # (variances and invstd positive, probabilities inside (0, 1)).
-        if unit:
+        # (variances and invstd positive, probabilities inside (0, 1), a
+        # unary op's inputs in its registry domain).
+        if mask:
+            return B.to_device(rng.random(size=shape) < 0.5, np.bool_)
+        if domain is not None:
+            host = rng.uniform(*domain, size=shape)
+        elif unit:
             host = rng.uniform(0.05, 0.95, size=shape)
         else:
             host = rng.standard_normal(size=shape)
@@ -951,7 +1139,9 @@ def parse_args(argv=None):
     p.add_argument("--x", type=_shape, nargs="+", required=True, metavar="SHAPE",
                    help="the op's main input shape (optimizers: one per parameter)")
     p.add_argument("--w", type=_shape, metavar="SHAPE", help="conv weight shape")
-    p.add_argument("--y", type=_shape, metavar="SHAPE", help="second operand of add/sub/mul/div")
+    p.add_argument("--y", type=_shape, metavar="SHAPE",
+                   help="second operand (add/sub/mul/div, maximum/minimum, compare, where's b, "
+                        "copy_'s src; matmul's b)")
     p.add_argument("--stride", type=_pair, default=(1, 1))
     p.add_argument("--padding", type=_pair, default=(0, 0))
     p.add_argument("--dilation", type=_pair, default=(1, 1))
@@ -959,7 +1149,19 @@ def parse_args(argv=None):
     p.add_argument("--bias", action="store_true", help="conv forward ops: add a bias")
     p.add_argument("--negative-slope", type=float, default=0.2)
     p.add_argument("--reduction", choices=["mean", "sum", "none"], default="mean")
-    p.add_argument("--axis", type=_shape, help="sum/mean axes, e.g. 0,2,3 (default: all)")
+    p.add_argument("--axis", type=_shape, help="reduction axes, e.g. 0,2,3 (default: all); "
+                                               "argmax/argmin: one axis")
+    p.add_argument("--correction", type=int, default=1, help="var: divide by count - correction")
+    p.add_argument("--exponent", type=float, default=2.0, help="pow_scalar's exponent")
+    p.add_argument("--min", type=float, help="clamp's lower bound (default: none)")
+    p.add_argument("--max", type=float, help="clamp's upper bound (default: none)")
+    p.add_argument("--compare", choices=["gt", "ge", "lt", "le", "eq"],
+                   default=registry.BY_NAME["compare"].torch, help="compare's comparison")
+    p.add_argument("--transpose-x", action="store_true",
+                   help="matmul: a is a transposed view (stored with its last two axes swapped)")
+    p.add_argument("--transpose-y", action="store_true", help="matmul: b is a transposed view")
+    p.add_argument("--to", choices=["float32", "float64", "int64", "bool"],
+                   help="astype's target dtype (default: the other float dtype)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--precision", choices=["ieee", "tf32"], default="ieee",
                    help="float32 convolutions: exact FP32 (ieee) or TF32 tensor cores")
@@ -975,6 +1177,26 @@ def parse_args(argv=None):
     if a.time_ms is not None and a.time_ms <= 0:
         p.error("--time-ms must be positive")
     return p, a
+
+
+# The kernel module behind each family whose module may be missing while it
+# is being written: (backend attribute, public function, source file).
+_FAMILY_MODULES = {"linalg": ("matmul_module", "matmul", {"cupy": "kernels/cuda/matmul.py",
+                                                         "triton": "kernels/triton/matmul.py"})}
+
+
+def missing_kernel(a, B):
+    """Why backend B cannot run op a.op yet (its kernel module absent or
+    without the function), or None."""
+    family = registry.BY_NAME[a.op].family
+    if family not in _FAMILY_MODULES:
+        return None
+    attr, fn, files = _FAMILY_MODULES[family]
+    module = getattr(B, attr, None)
+    if module is None or not callable(getattr(module, fn, None)):
+        return (f"the {a.backend} backend has no {fn} kernel yet ({files[a.backend]} is "
+                f"missing or does not define {fn}()): nothing to inspect for {a.op}")
+    return None
 
 
 def _device_name():
@@ -1000,6 +1222,14 @@ def main(argv=None):
     except kernels.BackendUnavailableError as e:
         print(f"inspect_kernel: {e}", file=sys.stderr)
         return 2
+    except ImportError as e:  # a kernel module missing or broken (work in progress)
+        print(f"inspect_kernel: the {a.backend} backend cannot be imported: "
+              f"{type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    why = missing_kernel(a, B)
+    if why:
+        print(f"inspect_kernel: {why}", file=sys.stderr)
+        return 2
     if a.device_kind is None:
         a.device_kind = (None if B.runtime.SIMULATED else _device_name()) or "H100"
     if a.backend == "cupy":
@@ -1014,15 +1244,21 @@ def main(argv=None):
             case = build_case(a, B)
         except UsageError as e:
             parser.error(str(e))
-        modules = [B.conv, B.batchnorm, B.loss, B.elementwise, B.reduce, B.optim]
+        modules = [m for m in (B.conv, B.batchnorm, B.loss, B.elementwise, B.reduce,
+                               B.matmul_module, B.optim) if m is not None]
         recorder = record_cuda if a.backend == "cupy" else record_triton
         # On a simulator, give the launchers the constants they have on a GPU
         # (also under --run: no result depends on them, only the simulator's
         # speed), so that the plan and the compiled kernels are a GPU's.
         plan = gpu_plan(modules) if B.runtime.SIMULATED else contextlib.nullcontext([])
         start = time.perf_counter()
-        with plan as changes, recorder(record_only=not a.run) as launches:
-            case.run()
+        try:
+            with plan as changes, recorder(record_only=not a.run) as launches:
+                case.run()
+        except NotImplementedError as e:
+            print(f"inspect_kernel: {a.op} is not implemented on the {a.backend} backend yet"
+                  + (f": {e}" if str(e) else ""), file=sys.stderr)
+            return 2
         elapsed = time.perf_counter() - start
         print(report(a, B, case, launches, changes, elapsed))
     finally:

@@ -3,12 +3,13 @@ checked against torch before it is timed.
 
 Providers:
   numpy, triton, cupy       our backends through the contract (kernels.get_backend)
-  triton-tf32, cupy-tf32    the same backends with their conv GEMMs in TF32
-                            (conv cases only)
+  triton-tf32, cupy-tf32    the same backends with their GEMMs in TF32 (the
+                            conv and matmul cases: both backends' matmul runs
+                            on the conv GEMM core, under the same switch)
   torch                     torch eager, float32 (on a GPU: cudnn.benchmark on,
                             TF32 off); the baseline of every fp32 row
   torch-tf32                torch eager with TF32 convs and matmuls (GPU; conv
-                            cases); the baseline of every tf32 row
+                            and matmul cases); the baseline of every tf32 row
   torch-compile             torch.compile(mode="max-autotune") of the torch
                             call (GPU; forward-style ops, where it applies)
 
@@ -16,12 +17,16 @@ Correctness first: each provider's outputs on fresh copies of the same inputs
 are compared with the torch float32 (TF32 off) outputs by ||a - b|| / ||b||,
 within 1e-4 (both sides are float32 with different summation orders; the
 float64 agreement of every kernel is the test suite's job), or 5e-3 for TF32
-providers (TF32 keeps 10 mantissa bits). Random draws are checked by their
-moments. A provider that fails is reported as wrong and not timed, and the
-command exits non-zero.
+providers (TF32 keeps 10 mantissa bits). Bool and integer outputs (compare's
+mask, argmax's indices) must equal torch's exactly, dtype included; their
+rel_err_vs_torch is the fraction of elements that differ. An output of the
+wrong shape (or a missing output) is wrong, with error inf. Random draws are
+checked by their moments. A provider that fails is reported as wrong and not
+timed, and the command exits non-zero.
 """
 
 import contextlib
+import math
 
 import numpy as np
 
@@ -43,7 +48,8 @@ def baseline_of(provider):
 
 @contextlib.contextmanager
 def conv_precision(backend_name, precision):
-    """Switch a GPU backend's conv GEMMs to `precision` for the block."""
+    """Switch a GPU backend's GEMMs (conv and matmul share the switch) to
+    `precision` for the block."""
     if backend_name == "triton":
         from kernels.triton import common as mod
         old, setter = mod.DOT_PRECISION, mod.set_precision
@@ -79,8 +85,8 @@ def torch_mode(provider, device):
 
 def applies(provider, case, device):
     """None if `provider` runs `case` here, else why not."""
-    if provider.endswith("tf32") and not case.conv:
-        return "TF32 changes only the conv GEMMs"
+    if provider.endswith("tf32") and not case.gemm:
+        return "TF32 changes only the GEMMs (conv, matmul)"
     if provider in ("torch-tf32", "torch-compile") and device != "cuda":
         return "GPU only"
     if provider == "torch-compile" and not case.compilable:
@@ -92,6 +98,28 @@ def _rel(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     d = np.linalg.norm(b)
     return float(np.linalg.norm(a - b) / d if d > 0 else np.linalg.norm(a - b))
+
+
+def _error(out, ref):
+    """(error, exact) of one output against torch's: exact for bool and
+    integer outputs (the fraction of elements that differ; another dtype is
+    wrong), else the relative error; inf for another shape."""
+    out, ref = np.asarray(out), np.asarray(ref)
+    exact = ref.dtype.kind in "biu" or out.dtype.kind in "biu"
+    if out.shape != ref.shape or (exact and out.dtype != ref.dtype):
+        return math.inf, exact
+    if exact:
+        return (float(np.mean(out != ref)) if out.size else 0.0), True
+    return _rel(out, ref), False
+
+
+def check(outs, reference, tol):
+    """(ok, error): every output within `tol` of torch's (exact ones equal)."""
+    if len(outs) != len(reference):
+        return False, math.inf
+    errors = [_error(o, r) for o, r in zip(outs, reference)]
+    ok = all(e == 0 if exact else e <= tol for e, exact in errors)
+    return ok, float(np.max([e for e, _ in errors])) if errors else 0.0  # NaN propagates
 
 
 def _moments_ok(x, op):
@@ -164,8 +192,7 @@ class OpRunner:
             if case.statistical:
                 ok, err = all(_moments_ok(o, case.op) for o in outs), None
             else:
-                err = max(_rel(o, r) for o, r in zip(outs, reference))
-                ok = err <= TOL[row["precision"]]
+                ok, err = check(outs, reference, TOL[row["precision"]])
             row["rel_err_vs_torch"] = err
             if not ok:
                 row["status"] = "wrong"

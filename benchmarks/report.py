@@ -1,5 +1,11 @@
 """Writing results: a JSON file with everything, a Markdown summary and a
-PNG plot, named by date and device under benchmarks/results/."""
+PNG plot, named by date and device under benchmarks/results/.
+
+The Markdown groups the op rows by the registry's families
+(kernels/registry.py: conv, conv_transpose, batch_norm, activation, loss,
+optimizer, glue, memory, random, and the primitives' unary, elementwise,
+reduction, linalg): per shape set, each provider's time summed over a
+family's cases next to torch's on the same cases, then every row."""
 
 import datetime
 import json
@@ -132,6 +138,19 @@ def markdown(meta, peaks, op_rows, step_rows):
                          f"{r['pct_of_peak']:.0f}% | {_ratio(r)} | {check} |")
         lines.append("")
     for shape_set in dict.fromkeys(r["shape_set"] for r in op_rows):
+        fam = family_summary([r for r in op_rows if r["shape_set"] == shape_set])
+        if fam:
+            lines += [f"## Per family: {shape_set}", "",
+                      "Each provider's medians summed over the family's cases that it and "
+                      "its torch baseline both ran correctly, and torch's over the same cases.",
+                      "", "| family | cases | provider | ours ms | torch ms | ratio |",
+                      "|---|---|---|---|---|---|"]
+            for f in fam:
+                lines.append(f"| {f['family']} | {f['cases']} | {f['provider']} | "
+                             f"{f['ours_s'] * 1e3:.3g} | {f['torch_s'] * 1e3:.3g} | "
+                             f"{f['ours_s'] / f['torch_s']:.2f}x |")
+            lines.append("")
+    for shape_set in dict.fromkeys(r["shape_set"] for r in op_rows):
         rows = [r for r in op_rows if r["shape_set"] == shape_set]
         lines += [f"## Per op: {shape_set}", "",
                   "| op | case | provider | median ms | spread ms | GFLOP/s | GB/s | bound "
@@ -152,6 +171,35 @@ def markdown(meta, peaks, op_rows, step_rows):
                   f"{r['vs_torch']:.2f}x torch" for r in slow]
         lines.append("")
     return "\n".join(lines)
+
+
+def family_of(op):
+    """The registry family of a contract op ("other" for an unregistered name)."""
+    from kernels import registry
+    entry = registry.BY_NAME.get(op)
+    return entry.family if entry is not None else "other"
+
+
+def family_summary(op_rows):
+    """[{family, provider, cases, ours_s, torch_s}] for our providers' rows
+    that have a torch ratio, in the registry's family order: torch's time
+    per row is median / vs_torch, its baseline's median on the same case."""
+    from kernels import registry
+    acc = {}
+    for r in op_rows:
+        if r["provider"].startswith("torch") or r.get("status") != "ok" or "vs_torch" not in r:
+            continue
+        key = (family_of(r["op"]), r["provider"])
+        e = acc.setdefault(key, dict(family=key[0], provider=key[1], cases=0, ours_s=0.0,
+                                     torch_s=0.0))
+        e["cases"] += 1
+        e["ours_s"] += r["median_s"]
+        e["torch_s"] += r["median_s"] / r["vs_torch"]
+    order = {f: i for i, f in enumerate(registry.FAMILIES)}
+    providers = list(dict.fromkeys(r["provider"] for r in op_rows))
+    return sorted((e for e in acc.values() if e["torch_s"] > 0),
+                  key=lambda e: (order.get(e["family"], len(order)),
+                                 providers.index(e["provider"])))
 
 
 def _ratio(r):

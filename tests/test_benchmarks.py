@@ -9,27 +9,53 @@ import pytest
 
 from benchmarks import __main__ as bench
 from benchmarks import cases
+from kernels import registry
 
-# Contract ops the suite times (the rest are views, memory functions, or the
-# same kernel as a timed op: see benchmarks/cases.py).
-TIMED_OPS = {
-    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_backward_bias",
-    "conv_transpose2d_forward", "conv_transpose2d_backward_input",
-    "conv_transpose2d_backward_weight", "batch_norm_train_forward", "batch_norm_eval_forward",
-    "batch_norm_backward", "relu_forward", "relu_backward", "leaky_relu_forward",
-    "leaky_relu_backward", "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
-    "bce_forward", "bce_backward", "bce_with_logits_forward", "bce_with_logits_backward",
-    "adam_step_", "sgd_step_", "add", "sub", "mul", "div", "neg", "sum", "mean", "astype",
-    "copy_", "fill_", "random_normal", "random_uniform",
-}
+# Contract ops the suite times: the registry's timed ops (the rest are views,
+# memory functions, or the same kernel as a timed op; kernels/registry.py).
+TIMED_OPS = registry.timed_ops()
 
 
 def test_every_shape_set_covers_every_timed_op():
     for shape_set in ("tiny", "mnist32", "dcgan64"):
         assert {c.op for c in cases.build([shape_set])} == TIMED_OPS, shape_set
+    # large: one shape per family, so the activations DCGAN's large layers do
+    # not use (relu, sigmoid: the same kernels as leaky_relu and tanh) and the
+    # bias gradient (a sum, timed in the glue family) have no large case.
     assert {c.op for c in cases.build(["large"])} >= TIMED_OPS - {
         "conv2d_backward_bias", "relu_forward", "relu_backward", "sigmoid_forward",
         "sigmoid_backward"}
+
+
+def test_primitive_cases_follow_the_registry():
+    """The primitive families' cases come from the registry: every op of
+    those families has cases, each on the torch function the registry names,
+    and inputs inside a unary op's domain."""
+    tiny = cases.build(["tiny"])
+    for op in registry.ops_in("unary", "elementwise", "reduction", "linalg"):
+        mine = [c for c in tiny if c.op == op.name]
+        assert mine and all(c.compilable for c in mine), op.name
+        if op.family == "unary":
+            (c,) = mine
+            assert c.inputs["x"][1] == ("uniform", *op.domain)
+            x = cases.make_inputs(c, 0)["x"]
+            assert op.domain[0] <= x.min() and x.max() <= op.domain[1]
+    assert all(c.gemm for c in tiny if c.op == "matmul" or c.conv)
+
+
+def test_exact_outputs_are_compared_exactly():
+    import numpy as np
+
+    from benchmarks import ops
+    mask = np.array([True, False, True])
+    assert ops.check([mask], [mask.copy()], 1e-4) == (True, 0.0)
+    ok, err = ops.check([~mask], [mask], 1e-4)
+    assert not ok and err == 1.0
+    idx = np.arange(4, dtype=np.int64)
+    assert not ops.check([idx.astype(np.int32)], [idx], 1e-4)[0]  # int64 required
+    assert not ops.check([idx + (idx == 3)], [idx], 1e-4)[0]       # one index off
+    assert not ops.check([np.zeros(3)], [np.zeros(4)], 1e-4)[0]    # shape
+    assert ops.check([np.ones(3, np.float32) * (1 + 1e-6)], [np.ones(3)], 1e-4)[0]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +99,7 @@ def test_op_rows_are_well_formed_and_cover_every_op(smoke):
     for provider in ("numpy", "cupy", "torch"):
         assert {r["op"] for r in rows if r["provider"] == provider} == TIMED_OPS
     assert {r["op"] for r in rows if r["provider"] == "cupy-tf32"} == {
-        c.op for c in cases.build(["tiny"]) if c.conv}
+        c.op for c in cases.build(["tiny"]) if c.gemm}
 
 
 def test_step_rows_cover_both_measurements_per_provider(smoke):

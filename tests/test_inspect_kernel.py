@@ -18,6 +18,8 @@ from benchmarks import inspect_kernel as ik
 CONV = ["--op", "conv2d_forward", "--x", "2,4,8,8", "--w", "8,4,4,4", "--stride", "2",
         "--padding", "1"]
 BN = ["--op", "batch_norm_train_forward", "--x", "4,8,6,6"]
+MATMUL = ["--op", "matmul", "--x", "2,48,40", "--y", "2,40,24", "--transpose-x"]
+EXP = ["--op", "exp", "--x", "4,8,6,6"]
 GRID = re.compile(r"\((\d+), (\d+), (\d+)\)")
 
 
@@ -103,6 +105,56 @@ def test_run_executes_same_plan(backend, capsys, monkeypatch):
     assert _sections(ran)[1] == plan
 
 
+@pytest.mark.parametrize("backend", ["cupy", "triton"])
+def test_matmul_report(backend, capsys):
+    # A batched product with a transposed-view operand: one launch, the
+    # batch on a grid axis, counted as a GEMM (2*B*M*N*K FLOPs).
+    text = _inspect(capsys, backend, MATMUL)
+    regs = _check_report(text, backend, n_launches=1)
+    assert "(transposed view)" in text and "2*B*M*N*K" in text
+    assert f"{2 * 2 * 48 * 24 * 40 / 1e3:.3g} kFLOP" in text
+    kernel = "matmul_v1<float" if backend == "cupy" else "_matmul_kernel"
+    assert kernel in text
+    if backend == "cupy" and not _have_nvcc():
+        pytest.skip("nvcc not found: CUDA register counts not checked")
+    assert all(r.isdigit() and int(r) > 0 for r in regs), text
+
+
+@pytest.mark.parametrize("backend", ["cupy", "triton"])
+def test_unary_report(backend, capsys):
+    # A registry unary op: its inputs from the registry's domain, one
+    # elementwise launch, memory-bound.
+    text = _inspect(capsys, backend, EXP)
+    regs = _check_report(text, backend, n_launches=1)
+    assert "in [-3, 3)" in text and "memory-bound" in text
+    if backend == "cupy" and not _have_nvcc():
+        pytest.skip("nvcc not found: CUDA register counts not checked")
+    assert all(r.isdigit() and int(r) > 0 for r in regs), text
+
+
+def test_every_timed_op_is_inspectable():
+    # The op table is the registry's timed ops, each with its family's builder.
+    from kernels import registry
+    assert set(ik.OPS) == registry.timed_ops()
+    for name, builder in ik.OPS.items():
+        assert builder is ik.BUILDERS[registry.BY_NAME[name].family], name
+
+
+def test_missing_kernel_module_is_a_clear_error(capsys, monkeypatch):
+    # A backend whose matmul module is not there (yet) is told, not a traceback.
+    import kernels
+    B = kernels.get_backend("triton")
+    monkeypatch.setattr(B, "matmul_module", None)
+    assert ik.main(["--backend", "triton", *MATMUL]) == 2
+    assert "kernels/triton/matmul.py" in capsys.readouterr().err
+
+    def unimportable(name):
+        raise ModuleNotFoundError("No module named 'kernels.triton.matmul'")
+    monkeypatch.setattr(kernels, "get_backend", unimportable)
+    assert ik.main(["--backend", "triton", *MATMUL]) == 2
+    assert "cannot be imported" in capsys.readouterr().err
+
+
 def test_recording_hook_keeps_results():
     # The CUDA hook records without changing what a launch computes.
     import numpy as np
@@ -181,6 +233,15 @@ def test_bad_shapes_are_usage_errors(capsys):
                  "--w", "8,4,3,3"])
     assert e.value.code == 2
     assert "channels" in capsys.readouterr().err
+    for args, why in ((["--op", "matmul", "--x", "4,5"], "needs --y"),
+                      (["--op", "matmul", "--x", "4,5", "--y", "6,2"], "inner dimensions"),
+                      (["--op", "argmax", "--x", "4,5", "--axis", "0,1"], "one --axis"),
+                      (["--op", "amax", "--x", "4,5", "--axis", "2"], "--axis"),
+                      (["--op", "clamp", "--x", "4,5"], "--min and/or --max")):
+        with pytest.raises(SystemExit) as e:
+            ik.main(["--backend", "cupy", *args])
+        assert e.value.code == 2
+        assert why in capsys.readouterr().err, args
 
 
 def test_nvcc_flags_match_the_compile_check():
