@@ -71,6 +71,11 @@ UNARY = (
           domain=(0.05, 4.0)),
     Unary("abs", "unary", flops=1, torch="abs", code=5, doc="|a|.",
           numpy=np.abs, grad=lambda x, y, g: g * x.sign()),
+    # Added through the registry alone (plus its two kernel branches), as the
+    # module docstring describes: the worked example of adding an op.
+    Unary("expm1", "unary", flops=1, torch="expm1", code=6,
+          doc="e**a - 1, accurate for small |a|.",
+          numpy=np.expm1, grad=lambda x, y, g: g * (y + 1.0), domain=(-3.0, 3.0)),
 )
 
 OPS = (

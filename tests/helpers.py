@@ -18,6 +18,13 @@ import torch
 import nn
 
 TOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
+# Second derivatives in float32: 2e-4. They are computed through a first
+# derivative that was itself recorded in float32 (each of its elements off by
+# ~1e-7 relative), and then combine terms that cancel: log_softmax's
+# softmax * (v - sum(v * softmax)), BCE's t / p^2 - (1 - t) / (1 - p)^2. On
+# inputs where they nearly cancel the relative error reaches ~1e-4 on every
+# backend (numpy included); float64 keeps 1e-10.
+TOL2 = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 2e-4}
 WORST = {}  # (backend, op, dtype name, "fwd"/"grad") -> worst relative error seen
 
 
@@ -132,10 +139,11 @@ def helper_test_grad2(shapes, fn, *, dtype, seed, vals=None, low=-2.0, high=2.0,
         h  = grad(s, (x, v))                           (second order)
     h's x-part is the Hessian-vector product H(v) u and its v-part is J u
     (the double-backward trick's Jacobian-vector product). Both sides do
-    exactly this; g and h must match torch's within tol (1e-10 float64,
-    1e-5 float32 unless stated)."""
+    exactly this; g must match torch's within TOL and h within TOL2 (1e-10
+    float64; 1e-5 and 2e-4 float32), or within `tol` for both if given."""
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)
+    tol2 = TOL2[dtype] if tol is None else tol
     tol = TOL[dtype] if tol is None else tol
     op = op or getattr(fn, "__name__", "op")
     host = [np.asarray(v, np.float64) for v in vals] if vals is not None else [
@@ -185,4 +193,4 @@ def helper_test_grad2(shapes, fn, *, dtype, seed, vals=None, low=-2.0, high=2.0,
         err = rel_error(a, b)
         record_worst(op, dtype, "grad2", err)
         assert np.isfinite(a).all() or not np.isfinite(b).all(), f"{op} {name}: non-finite"
-        assert err <= tol, f"{op} {name} ({dtype}): relative error {err:.3e} > {tol:.0e}"
+        assert err <= tol2, f"{op} {name} ({dtype}): relative error {err:.3e} > {tol2:.0e}"

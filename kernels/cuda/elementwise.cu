@@ -166,7 +166,8 @@ enum EwiseOp {
     OP_POW = 13, OP_CLAMP = 14,
     OP_UNARY = 32,
     OP_EXP = OP_UNARY + 0, OP_LOG = OP_UNARY + 1, OP_LOG1P = OP_UNARY + 2,
-    OP_SQRT = OP_UNARY + 3, OP_RSQRT = OP_UNARY + 4, OP_ABS = OP_UNARY + 5
+    OP_SQRT = OP_UNARY + 3, OP_RSQRT = OP_UNARY + 4, OP_ABS = OP_UNARY + 5,
+    OP_EXPM1 = OP_UNARY + 6
 };
 enum Act { ACT_LEAKY_RELU = 0, ACT_RELU = 1, ACT_TANH = 2, ACT_SIGMOID = 3 };
 
@@ -310,6 +311,8 @@ __device__ __forceinline__ T math_op(int op, T x, T y, T p0, T p1) {
         case OP_SQRT: return nn::sqrt_(x);
         case OP_RSQRT: return T(T(1) / nn::sqrt_(x));  // not rsqrt: see the header
         case OP_ABS: return nn::abs_(x);
+        case OP_EXPM1:
+            if constexpr (sizeof(T) == 4) return expm1f(x); else return expm1(x);
         case OP_POW: return p0 == T(2) ? T(x * x) : nn::pow_(x, p0);
         case OP_CLAMP: return nn::min_nan_(nn::max_nan_(x, p0), p1);
         default: return x;  // OP_COPY

@@ -1,4 +1,5 @@
 """Elementwise kernels: fill, strided copy/cast, broadcasting arithmetic,
+the array primitives (math functions, pow, clamp, max/min, compare, where),
 activations and Philox random numbers.
 
 Kernels, and why each one looks the way it does:
@@ -8,23 +9,37 @@ _fill_kernel
     travels as its *bit pattern* in an integer argument and is bitcast back
     in the kernel: Triton types every Python float argument as fp32, which
     would round a float64 fill value (0.1 stays 0.1 only to 8 digits), and
-    an int64 counter needs all 64 bits. See `_bits`.
+    an int64 counter needs all 64 bits. See `_bits`. (Bool arrays get
+    bits != 0.) A strided array is filled by copy_ from a filled 0-d one.
 
-_ewise_kernel (one kernel for copy_, cast, contiguous, add/sub/mul/div, neg)
-    The output is contiguous; each input is any strided view (slices,
-    transposes, `broadcast_to` views with stride 0, 0-d arrays). A program
-    takes BLOCK consecutive output elements, unravels each linear index into
-    coordinates of the (coalesced) output shape and dots them with every
-    input's element strides. Broadcasting is nothing more than stride 0 on a
-    broadcast dimension, so binary ops and strided copies are the same
-    index arithmetic. Before launching, the launcher (with the host-side
-    planning of kernels/strided.py, shared with the CUDA backend)
+_ewise_kernel (one kernel for every elementwise primitive: copy_, cast,
+contiguous, add/sub/mul/div, neg, maximum/minimum, the unary primitives of
+kernels/registry.py (exp, log, log1p, sqrt, rsqrt, abs: `_unary`, one
+branch per registry code), pow, clamp, where and the comparisons; OP is a
+constexpr, so a launch compiles only its own op)
+    Each input is any strided view (slices, transposes, `broadcast_to` views
+    with stride 0, 0-d arrays), up to three of them (where's mask is the
+    third). A program takes BLOCK consecutive linear indices, unravels each
+    into coordinates of the (coalesced) shape and dots them with every
+    operand's element strides. Broadcasting is nothing more than stride 0 on
+    a broadcast dimension, so binary ops and strided copies are the same
+    index arithmetic. The output is usually a new contiguous array (its
+    offset is the linear index itself); copy_ into a strided destination (a
+    slice with steps, a transposed view: how concatenation and the slice
+    backward write their results) is the same gather with the destination's
+    strides as one more operand, a scatter (SCATTER). `_offsets` serves two
+    operands per call; a third input or a strided output costs a second
+    call (THIRD), compiled only when used. Before launching, the launcher
+    (with the host-side planning of kernels/strided.py, shared with the
+    CUDA backend)
       - drops size-1 dimensions and merges neighbouring dimensions that are
         contiguous with respect to each other in every operand (the
         TensorIterator trick), so a contiguous copy or a same-shape add is
         RANK=1 with stride 1 (Triton specialises stride 1 to a constant: the
         fast path is plain vectorised loads), and a broadcast bias add over
-        NCHW is RANK=3 at most;
+        NCHW is RANK=3 at most; a strided destination's dims are first put
+        in its own memory order (plan_scatter), so a transposed destination
+        is written row by row and its source gathered;
       - passes RANK (<= 6) as a constexpr, so only the needed div/mod pairs
         are compiled;
       - switches the index arithmetic to int64 only when an index or an
@@ -34,7 +49,43 @@ _ewise_kernel (one kernel for copy_, cast, contiguous, add/sub/mul/div, neg)
     Negative strides are supported by pointing at the view's lowest address
     and adding a constant base offset (torch, which carries pointers to the
     launcher, rejects negative strides). Loads are converted to the output
-    dtype, which is the cast in `copy_`/`cast`.
+    dtype, which is the cast in `copy_`/`cast`: float32, float64, int64 and
+    bool in every direction, with Triton's casts doing what NumPy's astype
+    does (float -> int truncates, x -> bool is x != 0 with NaN -> True,
+    bool -> 0/1). The comparisons instead compare in the inputs' dtype and
+    store a bool (NaN compares False, as IEEE's ordered compares do).
+    Bool arrays are 1 byte per element, as in NumPy; Triton presents a
+    torch.bool pointer as *i1 and loads and stores it as bytes (nonzero ->
+    True), so a mask one launch writes is a mask the next one reads.
+
+    The ops, by how they are computed:
+      maximum/minimum, clamp
+                  NaN-propagating selects, x > y | x != x (tl.maximum
+                  compiles to maxnum, which drops NaN). clamp is
+                  min(max(x, lo), hi) with an absent bound passed as -inf /
+                  +inf, and the bounds rounded to the dtype, as NumPy does.
+      sqrt, rsqrt sqrt_ieee and 1 / sqrt_ieee with div_ieee: correctly
+                  rounded, and exactly NumPy's 1 / np.sqrt (inf at 0).
+      exp, log, log1p, pow
+                  evaluated in float64 for both dtypes, then
+                  rounded: float32 tl.exp / tl.log compile to ex2.approx /
+                  lg2.approx on NVIDIA GPUs, whose absolute error near
+                  log(1) = 0 is a large relative one, while float64 goes to
+                  libdevice (__nv_exp, __nv_log). The price is float64
+                  arithmetic: at half the float32 rate (H100/H200) exp and
+                  log still keep up with memory; on consumer GPUs (1/64
+                  rate) these four ops become compute-bound. log1p is Kahan's
+                  log(u) * x / (u - 1) with u = 1 + x (x itself when u == 1):
+                  accurate to a few ulps for every x, no series needed. pow
+                  follows NumPy (C99's pow) for the special cases: integer
+                  exponents up to 2**30 are exact binary powering (`powi`,
+                  the loop count is the exponent's bit length, a runtime
+                  scalar), x**-n = 1/x**n, the sign bit of x makes an odd
+                  power negative ((-0)**-1 = -inf); other exponents are
+                  exp(p log|x|), NaN for x < 0 except -inf; x**0 = 1 and
+                  1**p = 1 even for NaN; x**0.5 is NumPy's sqrt. Scalars
+                  travel as float64 bits (s0, s1), as everywhere here, after
+                  rounding to the array dtype as NumPy's power does.
 
 _act_fwd_kernel / _act_bwd_kernel
     Contiguous elementwise activations, selected by a constexpr:
@@ -76,21 +127,41 @@ interpreter, which pays per program and per operation rather than per
 element; the results do not depend on BLOCK, random draws included).
 """
 
+import contextlib
+import math
 import warnings
 
 import numpy as np
 import triton
 import triton.language as tl
 
-from .. import strided
+from .. import registry, strided
 from . import common
-from .common import cdiv, empty, ptr, require_contiguous, xp
+from .common import cdiv, empty, ptr, xp
 
 # Elements per program (see the end of the docstring).
 BLOCK = 8192 if common.INTERPRET else 1024
 MAX_RANK = strided.MAX_RANK  # dims after coalescing (kernels/strided.py)
 
-_OPS = {"copy": 0, "add": 1, "sub": 2, "mul": 3, "div": 4, "neg": 5}
+# The OP table of _ewise_kernel. The groups are ranges: binary arithmetic
+# _ADD.._MINIMUM, comparisons _GT.._EQ, and from _UNARY on the unary
+# primitives of kernels/registry.py, _UNARY + their registry code (the CUDA
+# backend numbers them the same way), computed by `_unary`.
+_OPS = {"copy": 0, "neg": 1, "add": 2, "sub": 3, "mul": 4, "div": 5, "maximum": 6,
+        "minimum": 7, "clamp": 8, "pow": 9, "powi": 10, "where": 11, "gt": 12, "ge": 13,
+        "lt": 14, "le": 15, "eq": 16}
+(_COPY, _NEG, _ADD, _SUB, _MUL, _DIV, _MAXIMUM, _MINIMUM, _CLAMP, _POW, _POWI, _WHERE,
+ _GT, _GE, _LT, _LE, _EQ) = (tl.constexpr(v) for v in range(len(_OPS)))
+_UNARY = tl.constexpr(32)
+_OPS.update({op.name: _UNARY.value + op.code for op in registry.UNARY})
+UNARY = tuple(op.name for op in registry.UNARY)
+COMPARE = ("gt", "ge", "lt", "le", "eq")
+_POWI_MAX = 2**30  # integer exponents up to this are exact binary powering
+_INF = tl.constexpr(float("inf"))
+# NaN as float64 bits (see nan_like): a NaN constexpr global never equals
+# itself, and Triton refuses a global whose value seems to change between
+# the compiles of two kernels that share a helper.
+_NAN_BITS = tl.constexpr(0x7FF8000000000000)
 _ACTS = {"leaky_relu": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
 
 # tanh(x) = x * (1 + x^2 (T1 + x^2 (T2 + ...))) for |x| < _TANH_SMALL.
@@ -129,6 +200,12 @@ def sqrt_ieee(x):
 def _f64_arg(bits):
     """A float64 scalar from its bit pattern passed as an integer argument."""
     return tl.cast(bits, tl.int64).to(tl.float64, bitcast=True)
+
+
+@triton.jit
+def nan_like(x):
+    """A NaN scalar of x's dtype."""
+    return tl.cast(_NAN_BITS, tl.int64).to(tl.float64, bitcast=True).to(x.dtype)
 
 
 @triton.jit
@@ -194,20 +271,90 @@ def _fill_kernel(out_ptr, n, bits, BLOCK: tl.constexpr):
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     dt: tl.constexpr = out_ptr.dtype.element_ty
     if dt.primitive_bitwidth == 64:
-        value = tl.cast(bits, tl.int64).to(dt, bitcast=True)
-    else:
-        value = tl.cast(bits, tl.int32).to(dt, bitcast=True)
-    vals = tl.full([BLOCK], 0, dt) + value
+        vals = tl.full([BLOCK], 0, dt) + tl.cast(bits, tl.int64).to(dt, bitcast=True)
+    elif dt.primitive_bitwidth == 32:
+        vals = tl.full([BLOCK], 0, dt) + tl.cast(bits, tl.int32).to(dt, bitcast=True)
+    else:  # bool
+        vals = (tl.full([BLOCK], 0, tl.int32) + bits) != 0
     tl.store(out_ptr + offs, vals, mask=offs < n)
 
 
 @triton.jit
-def _ewise_kernel(out_ptr, a_ptr, b_ptr, n, a_base, b_base,
+def _log1p(x):
+    """log(1 + x) of float64 x, Kahan's way (see the docstring)."""
+    u = x + 1.0
+    y = tl.where(u == 1.0, x, tl.log(u) * (x / (u - 1.0)))
+    return tl.where(u == _INF, u, y)
+
+
+@triton.jit
+def _expm1(x):
+    """exp(x) - 1 of float64 x, Kahan's way: (u - 1) * x / log(u) with
+    u = exp(x) cancels the rounding of u (x itself where u rounds to 1)."""
+    u = tl.exp(x)
+    y = tl.where(u == 1.0, x, (u - 1.0) * (x / tl.log(u)))
+    y = tl.where(u - 1.0 == -1.0, -1.0, y)
+    return tl.where(u == _INF, u, y)
+
+
+@triton.jit
+def _unary(x, CODE: tl.constexpr):
+    """The unary primitives of kernels/registry.py, by their registry code;
+    exp, log and log1p evaluated in float64 (see the docstring)."""
+    if CODE == 0:  # exp
+        y = tl.exp(x.to(tl.float64)).to(x.dtype)
+    elif CODE == 1:  # log
+        y = tl.log(x.to(tl.float64)).to(x.dtype)
+    elif CODE == 2:  # log1p
+        y = _log1p(x.to(tl.float64)).to(x.dtype)
+    elif CODE == 3:  # sqrt
+        y = sqrt_ieee(x)
+    elif CODE == 4:  # rsqrt
+        y = div_ieee(1.0, sqrt_ieee(x))
+    elif CODE == 5:  # abs
+        y = tl.abs(x)
+    else:
+        tl.static_assert(CODE == 6, "a registry unary op without a Triton branch")
+        y = _expm1(x.to(tl.float64)).to(x.dtype)  # expm1
+    return y
+
+
+@triton.jit
+def _pow64(x, s0, s1, OP: tl.constexpr):
+    """x ** p of float64 x (see the docstring). _POW: s0 the exponent's bits,
+    s1 1 if it is integral (or infinite) | 2 if odd. _POWI: s0 the integer
+    exponent, s1 its bit length."""
+    if OP == _POW:
+        p = _f64_arg(s0)
+        ax = tl.abs(x)
+        r = tl.exp(p * tl.log(ax))
+        r = tl.where(ax == 1.0, 1.0, r)  # 1**p, and (-1)**inf
+        negative = x.to(tl.int64, bitcast=True) < 0  # the sign bit: -0 included
+        r = tl.where(negative & ((s1 & 2) != 0), -r, r)
+        r = tl.where((x < 0) & ((s1 & 1) == 0) & (x != -_INF), nan_like(r), r)
+        y = tl.where(p == 0.0, 1.0, r)
+    else:
+        n = tl.where(s0 < 0, -s0, s0)
+        base = tl.abs(x)
+        r = tl.zeros_like(base) + 1.0
+        for k in range(s1):
+            r = tl.where(((n >> k) & 1) != 0, r * base, r)
+            base = base * base
+        r = tl.where(s0 < 0, 1.0 / r, r)
+        negative = x.to(tl.int64, bitcast=True) < 0
+        y = tl.where(negative & ((n & 1) != 0), -r, r)
+    return y
+
+
+@triton.jit
+def _ewise_kernel(out_ptr, a_ptr, b_ptr, c_ptr, n, o_base, a_base, b_base, c_base, s0, s1,
                   d0, d1, d2, d3, d4,
                   a0, a1, a2, a3, a4, a5,
                   b0, b1, b2, b3, b4, b5,
+                  c0, c1, c2, c3, c4, c5,
+                  o0, o1, o2, o3, o4, o5,
                   OP: tl.constexpr, RANK: tl.constexpr, INT64: tl.constexpr,
-                  BLOCK: tl.constexpr):
+                  THIRD: tl.constexpr, SCATTER: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     if INT64:
         i = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -216,23 +363,61 @@ def _ewise_kernel(out_ptr, a_ptr, b_ptr, n, a_base, b_base,
     mask = i < n
     oa, ob = _offsets(i, d0, d1, d2, d3, d4, a0, a1, a2, a3, a4, a5,
                       b0, b1, b2, b3, b4, b5, RANK)
-    dt: tl.constexpr = out_ptr.dtype.element_ty
-    x = tl.load(a_ptr + a_base + oa, mask=mask).to(dt)
-    if OP == 0:
-        y = x
-    elif OP == 5:
-        y = -x
+    if THIRD:  # where's mask, and/or a strided destination
+        oc, oo = _offsets(i, d0, d1, d2, d3, d4, c0, c1, c2, c3, c4, c5,
+                          o0, o1, o2, o3, o4, o5, RANK)
+    if SCATTER:
+        dst = out_ptr + o_base + oo
     else:
-        z = tl.load(b_ptr + b_base + ob, mask=mask, other=1).to(dt)
-        if OP == 1:
-            y = x + z
-        elif OP == 2:
-            y = x - z
-        elif OP == 3:
-            y = x * z
+        dst = out_ptr + i
+    dt: tl.constexpr = out_ptr.dtype.element_ty
+    xa = tl.load(a_ptr + a_base + oa, mask=mask)
+    if OP >= _UNARY:
+        y = _unary(xa.to(dt), OP - _UNARY)
+    elif OP >= _GT:  # comparisons, in the inputs' dtype
+        z = tl.load(b_ptr + b_base + ob, mask=mask)
+        if OP == _GT:
+            y = xa > z
+        elif OP == _GE:
+            y = xa >= z
+        elif OP == _LT:
+            y = xa < z
+        elif OP == _LE:
+            y = xa <= z
         else:
-            y = div_ieee(x, z)
-    tl.store(out_ptr + i, y, mask=mask)
+            y = xa == z
+    elif OP == _WHERE:
+        cond = tl.load(c_ptr + c_base + oc, mask=mask)
+        z = tl.load(b_ptr + b_base + ob, mask=mask).to(dt)
+        y = tl.where(cond, xa.to(dt), z)
+    else:
+        x = xa.to(dt)
+        if OP == _COPY:
+            y = x
+        elif OP == _NEG:
+            y = -x
+        elif OP <= _MINIMUM:
+            z = tl.load(b_ptr + b_base + ob, mask=mask, other=1).to(dt)
+            if OP == _ADD:
+                y = x + z
+            elif OP == _SUB:
+                y = x - z
+            elif OP == _MUL:
+                y = x * z
+            elif OP == _DIV:
+                y = div_ieee(x, z)
+            elif OP == _MAXIMUM:
+                y = tl.where((x > z) | (x != x), x, z)
+            else:
+                y = tl.where((x < z) | (x != x), x, z)
+        elif OP == _CLAMP:  # s0, s1: the bounds' float64 bits (-inf / +inf if absent)
+            lo = _f64_arg(s0).to(dt)
+            hi = _f64_arg(s1).to(dt)
+            y = tl.where((x > lo) | (x != x), x, lo)
+            y = tl.where((y < hi) | (y != y), y, hi)
+        else:  # pow, powi: in float64
+            y = _pow64(x.to(tl.float64), s0, s1, OP).to(dt)
+    tl.store(dst, y, mask=mask)
 
 
 @triton.jit
@@ -322,12 +507,20 @@ def _grid(n):
 
 
 def fill_(a, value):
-    """Set every element of contiguous `a` (any dtype) to `value`, in place."""
-    require_contiguous("fill_", a)
+    """Set every element of `a` (any dtype, any strided view) to `value`, in place."""
+    if not a.flags.c_contiguous:
+        return copy_(a, fill_(empty((), a.dtype), value))
     n = a.size
     if n:
         _fill_kernel[_grid(n)](ptr(a), n, strided.bits(value, a.dtype), BLOCK=BLOCK)
     return a
+
+
+def quiet():
+    """Under the interpreter, NumPy evaluates the kernels' arithmetic and
+    warns on the inf/NaN results the contract documents (log(0), sqrt(-1))
+    and on masked-off lanes; a GPU never warns, so neither do we."""
+    return np.errstate(all="ignore") if common.INTERPRET else contextlib.nullcontext()
 
 
 def _address(a):
@@ -344,47 +537,75 @@ def _src_ptr(a):
     return ptr(a)
 
 
-def _launch_ewise(op, out, a, b=None):
-    """out[...] = op(a, b), out contiguous, a and b broadcastable to out."""
+def _pointers(views):
+    """Pointer arguments for `views`, where views that start at the same
+    address with the same dtype are handed to Triton as one object: the one
+    reaching furthest. (The interpreter keys the arrays it syncs by address
+    and fails on two different extents; on a GPU it changes nothing.)"""
+    reach = [strided.max_offset(0, strided.element_strides(v), v.shape) for v in views]
+    chosen = list(range(len(views)))
+    for k, v in enumerate(views):
+        for j, w in enumerate(views):
+            if (_address(w) == _address(v) and w.dtype == v.dtype
+                    and reach[j] > reach[chosen[k]]):
+                chosen[k] = j
+    # One object per group: the same torch view for every argument in it.
+    ptrs = {j: _src_ptr(views[j]) for j in set(chosen)}
+    return [ptrs[j] for j in chosen]
+
+
+def _launch_ewise(op, out, a, b=None, c=None, s0=0, s1=0):
+    """out[...] = op(a, b, c), out contiguous or any strided view (copy_ into
+    a slice), a, b, c any strided views broadcastable to out; s0, s1 are the
+    op's scalar arguments (bit patterns)."""
     shape = tuple(out.shape)
     n = out.size
     if n == 0:
         return out
-    a_view, a_base, a_st = strided.pointer_view(xp.broadcast_to(a, shape))
-    if b is None:
-        b_view, b_base, b_st = a_view, 0, [0] * len(shape)
+    ins = [None if x is None else strided.pointer_view(xp.broadcast_to(x, shape))
+           for x in (a, b, c)]
+    operands = [(0, [0] * len(shape)) if v is None else (v[1], v[2]) for v in ins]
+    scatter = not out.flags.c_contiguous
+    if scatter:
+        out_view, o_base, o_st = strided.pointer_view(out)
+        plan = strided.plan_scatter(shape, (o_base, o_st), operands)
     else:
-        b_view, b_base, b_st = strided.pointer_view(xp.broadcast_to(b, shape))
-    if b is not None and _address(a_view) == _address(b_view):
-        # Same start address: hand Triton one object. (The interpreter keys
-        # the arrays it syncs by address and fails on two different extents.)
-        b_view = a_view
-    plan = strided.plan_gather(shape, [(a_base, a_st), (b_base, b_st)])
+        out_view, o_base = out, 0
+        plan = strided.plan_gather(shape, operands)
     if plan is None:  # rare: one launch per index of the outermost dimension
-        a_full = xp.broadcast_to(a, shape)
-        b_full = None if b is None else xp.broadcast_to(b, shape)
+        full = [None if x is None else xp.broadcast_to(x, shape) for x in (a, b, c)]
         for i in range(shape[0]):
-            _launch_ewise(op, out[i], a_full[i], None if b is None else b_full[i])
+            _launch_ewise(op, out[i], *[None if x is None else x[i] for x in full],
+                          s0=s0, s1=s1)
         return out
-    rank, dims, (sa, sb), span = plan
+    rank, dims, strides, span = plan
+    if scatter:
+        so, (sa, sb, sc) = strides[0], strides[1:]
+    else:
+        so, (sa, sb, sc) = [0] * MAX_RANK, strides
     # Largest index or element offset the kernel forms: int32 unless it overflows.
     int64 = span + BLOCK >= 2**31
-    _ewise_kernel[_grid(n)](
-        ptr(out), _src_ptr(a_view), _src_ptr(b_view), n, a_base, b_base,
-        *dims[:5], *sa, *sb,
-        OP=_OPS[op], RANK=rank, INT64=int64, BLOCK=BLOCK)
+    views = [out_view] + [ins[0][0] if v is None else v[0] for v in ins]
+    bases = [0 if v is None else v[1] for v in ins]
+    with quiet():
+        _ewise_kernel[_grid(n)](
+            *_pointers(views), n, o_base, *bases, s0, s1,
+            *dims[:5], *sa, *sb, *sc, *so,
+            OP=_OPS[op], RANK=rank, INT64=int64, THIRD=scatter or c is not None,
+            SCATTER=scatter, BLOCK=BLOCK)
     return out
 
 
 def copy_(dst, src):
-    """dst[...] = src: dst contiguous, src any strided view of the same shape
-    (or broadcastable to it), cast to dst's dtype. Returns dst."""
-    require_contiguous("copy_", dst)
+    """dst[...] = src, cast to dst's dtype: dst any strided view (a slice
+    with steps, a transposed view), src any strided view broadcastable to
+    dst's shape. Returns dst."""
     return _launch_ewise("copy", dst, src)
 
 
 def cast(a, dtype):
-    """A new contiguous array holding `a` (any strided view) as `dtype`."""
+    """A new contiguous array holding `a` (any strided view) as `dtype`:
+    float32, float64, int64 or bool, in every direction."""
     return copy_(empty(a.shape, dtype), a)
 
 
@@ -394,9 +615,10 @@ def contiguous(a):
 
 
 def binary(op, a, b):
-    """op(a, b) for op in add/sub/mul/div, with NumPy broadcasting; a and b
-    may be strided views or 0-d. The output is contiguous."""
-    if op not in ("add", "sub", "mul", "div"):
+    """op(a, b) for op in add/sub/mul/div/maximum/minimum (NaN-propagating),
+    with NumPy broadcasting; a and b may be strided views or 0-d. The output
+    is contiguous."""
+    if op not in ("add", "sub", "mul", "div", "maximum", "minimum"):
         raise ValueError(f"unknown binary op {op!r}")
     shape = np.broadcast_shapes(a.shape, b.shape)
     out = empty(shape, np.result_type(a.dtype, b.dtype))
@@ -405,6 +627,52 @@ def binary(op, a, b):
 
 def neg(a):
     return _launch_ewise("neg", empty(a.shape, a.dtype), a)
+
+
+def unary(op, a):
+    """op(a) for op in exp, log, log1p, sqrt, rsqrt, abs: a new contiguous
+    array of a's dtype (a any strided view)."""
+    if op not in UNARY:
+        raise ValueError(f"unknown unary op {op!r}")
+    return _launch_ewise(op, empty(a.shape, a.dtype), a)
+
+
+def pow_scalar(a, exponent):
+    """a ** exponent (a Python float) with NumPy's power semantics; the
+    exponent is first rounded to a's dtype, as NumPy does."""
+    p = float(np.asarray(exponent, dtype=a.dtype))
+    out = empty(a.shape, a.dtype)
+    if p == 0.5:  # NumPy's power takes sqrt here: (-0)**0.5 = -0, (-inf)**0.5 = NaN
+        return _launch_ewise("sqrt", out, a)
+    if p.is_integer() and abs(p) <= _POWI_MAX:
+        return _launch_ewise("powi", out, a, s0=int(p), s1=int(abs(p)).bit_length())
+    integral = p.is_integer() or math.isinf(p)  # (-x)**inf = x**inf, as C's pow
+    odd = p.is_integer() and abs(p) < 2**53 and int(p) % 2 == 1
+    return _launch_ewise("pow", out, a, s0=strided.f64_bits(p), s1=int(integral) | 2 * odd)
+
+
+def clamp(a, min, max):  # noqa: A002 - the contract's names
+    """min(max(a, min), max) with either bound None; NaN stays NaN."""
+    lo = -math.inf if min is None else float(min)
+    hi = math.inf if max is None else float(max)
+    return _launch_ewise("clamp", empty(a.shape, a.dtype), a,
+                         s0=strided.f64_bits(lo), s1=strided.f64_bits(hi))
+
+
+def compare(op, a, b):
+    """The bool array a <op> b, op in gt/ge/lt/le/eq, broadcasting (NaN
+    compares False)."""
+    if op not in COMPARE:
+        raise ValueError(f"unknown comparison {op!r}")
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    return _launch_ewise(op, empty(shape, np.bool_), a, b)
+
+
+def where(mask, a, b):
+    """a where mask else b; mask (bool), a and b broadcast together."""
+    shape = np.broadcast_shapes(mask.shape, a.shape, b.shape)
+    out = empty(shape, np.result_type(a.dtype, b.dtype))
+    return _launch_ewise("where", out, a, b, mask)
 
 
 def _contig(a):
