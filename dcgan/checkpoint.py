@@ -2,8 +2,13 @@
 
 A checkpoint is a dict: the format tag, the arguments, the next epoch and
 the global iteration, both models' state_dicts, both optimizers'
-state_dicts, every backend's RNG state and the fixed noise. Every array is a
-host NumPy copy, so a checkpoint written on one backend loads on any other.
+state_dicts, every backend's RNG state and the fixed noise, and, for a
+training schedule that has state of its own (WGAN-GP's critic counter), a
+"trainer" dict; a checkpoint without one (every DCGAN run, and those written
+before it existed) loads as a schedule at its start. Model state_dicts hold
+parameters and buffers alike, so spectral norm's weight_orig, weight_u and
+weight_v travel with them. Every array is a host NumPy copy, so a checkpoint
+written on one backend loads on any other.
 
 Writes go to a temporary file in the same folder, are flushed to disk, and
 then renamed over the target: a crash at any moment leaves either the old
@@ -61,14 +66,17 @@ def restore_rng_states(states):
             kernels._instances[name].set_rng_state(state)
 
 
-def save(path, *, args, epoch, iteration, netG, netD, optG, optD, fixed_noise):
-    atomic_pickle({
+def save(path, *, args, epoch, iteration, netG, netD, optG, optD, fixed_noise, trainer=None):
+    ckpt = {
         "format": FORMAT, "version": VERSION, "args": dict(args), "epoch": epoch,
         "iteration": iteration, "netG": to_host(netG.state_dict()),
         "netD": to_host(netD.state_dict()), "optG": to_host(optG.state_dict()),
         "optD": to_host(optD.state_dict()), "rng": rng_states(),
         "fixed_noise": to_host(fixed_noise),
-    }, path)
+    }
+    if trainer is not None:
+        ckpt["trainer"] = dict(trainer)
+    atomic_pickle(ckpt, path)
 
 
 def load(path):

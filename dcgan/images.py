@@ -46,19 +46,45 @@ def save_grid(images, path, nrow=8):
     _atomic(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"))
 
 
-def save_loss_plot(log_rows, path):
-    """Loss_D and Loss_G against the iteration, from the CSV log's rows."""
+def save_loss_plot(log_rows, path, loss="bce", lambda_gp=10.0):
+    """The losses against the iteration, from the CSV log's rows.
+
+    bce / bce-logits: Loss_D (BCE of D on the real and the fake batch) and
+    Loss_G (BCE of D(G(z)) against "real"). wgan-gp: the critic's Wasserstein
+    estimate D(x) - D(G(z)) and its gradient penalty, per critic step (every
+    row), above the critic's loss and the generator's -D(G(z)) (at the rows
+    that made a generator step)."""
     import matplotlib
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
     steps = [r["step"] for r in log_rows]
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.plot(steps, [r["loss_d"] for r in log_rows], label="Loss_D", linewidth=0.8)
-    ax.plot(steps, [r["loss_g"] for r in log_rows], label="Loss_G", linewidth=0.8)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss")
-    ax.set_title("DCGAN training losses")
-    ax.legend()
+    if loss != "wgan-gp":
+        fig, ax = plt.subplots(figsize=(8, 4))
+        ax.plot(steps, [r["loss_d"] for r in log_rows], label="Loss_D = BCE(D(x), 1) + "
+                "BCE(D(G(z)), 0)", linewidth=0.8)
+        ax.plot(steps, [r["loss_g"] for r in log_rows], label="Loss_G = BCE(D(G(z)), 1)",
+                linewidth=0.8)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("loss")
+        ax.set_title(f"DCGAN training losses ({loss})")
+        ax.legend()
+    else:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+        top.plot(steps, [r["wasserstein"] for r in log_rows],
+                 label="Wasserstein estimate D(x) - D(G(z))", linewidth=0.8)
+        top.plot(steps, [r["gp"] for r in log_rows],
+                 label="gradient penalty mean((||grad D(x_hat)|| - 1)^2)", linewidth=0.8)
+        top.set_ylabel("per critic step")
+        top.set_title("WGAN-GP training")
+        top.legend()
+        g_rows = [r for r in log_rows if r["loss_g"] is not None]
+        bottom.plot(steps, [r["loss_d"] for r in log_rows],
+                    label=f"critic loss -W + {lambda_gp:g} * GP (per critic step)", linewidth=0.8)
+        bottom.plot([r["step"] for r in g_rows], [r["loss_g"] for r in g_rows],
+                    label="generator loss -D(G(z)) (per generator step)", linewidth=0.8)
+        bottom.set_xlabel("iteration (critic step)")
+        bottom.set_ylabel("loss")
+        bottom.legend()
     fig.tight_layout()
     _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)

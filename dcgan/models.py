@@ -1,4 +1,4 @@
-"""The DCGAN Generator and Discriminator (Radford et al. 2015), for nn or torch.nn.
+"""DCGAN's Generator and Discriminator (Radford et al. 2015) and variants, for nn or torch.nn.
 
     G = build_generator(nn, nz=100, ngf=64, nc=3, image_size=64)
     T = build_generator(torch.nn, nz=100, ngf=64, nc=3)   # the same model in torch
@@ -7,17 +7,37 @@
 `lib` is this library's `nn` or `torch.nn`: the two expose the same module
 names and constructor arguments, so one builder makes both, with identical
 state_dict keys ("main.0.weight", "main.1.running_mean", ...). That is what
-the parity tests and the benchmarks compare.
+the parity tests and the benchmarks compare. Spectral normalisation is
+reached as `lib.utils.spectral_norm` (torch.nn.utils has it too, with the
+same hook form and state_dict keys); the minibatch standard deviation layer
+is `lib.MinibatchStdDev` unless `minibatch_std_layer` gives another factory
+(torch has none: the parity tests pass a literal ProGAN one).
 
-At image_size 64 these are exactly pytorch/examples' dcgan models. Any power
-of two from 16 to 256 works (pytorch/examples breaks there, its issues #486
-and #1278): the number of stride-2 layers is log2(image_size) - 3, between
-the 4x4 layer and the image. Channel widths double per layer away from the
-image, capped at 8x ngf (ndf), the width pytorch/examples uses at 64.
+At image_size 64 and the defaults these are exactly pytorch/examples' dcgan
+models. Any power of two from 16 to 256 works (pytorch/examples breaks
+there, its issues #486 and #1278): the number of stride-2 layers is
+log2(image_size) - 3, between the 4x4 layer and the image. Channel widths
+double per layer away from the image, capped at 8x ngf (ndf), the width
+pytorch/examples uses at 64.
+
+Variants (see train.py --help and the README for what each is for):
+
+- arch="dcgan": pytorch/examples. arch="leaky", the tutorials' variant:
+  LeakyReLU(0.2) instead of ReLU in the generator, every convolution (both
+  models) with a bias, and D's first convolution 2*ndf wide instead of ndf
+  (the other widths unchanged).
+- D's norm: "batch" (BatchNorm2d, pytorch/examples), "layer" (LayerNorm over
+  (C, H, W) of each hidden layer, the WGAN-GP paper's recommendation), or
+  "none". The first D layer has no norm in every case, as in the paper.
+- spectral_norm=True: every D convolution through lib.utils.spectral_norm.
+- minibatch_std=G (> 0): ProGAN's minibatch standard deviation, groups of G,
+  before D's last convolution, which then takes one more input channel.
 """
 
 MAX_WIDTH_MULTIPLIER = 8
 IMAGE_SIZES = (16, 32, 64, 128, 256)
+ARCHS = ("dcgan", "leaky")
+D_NORMS = ("batch", "layer", "none")
 
 
 def _widths(image_size, base):
@@ -28,20 +48,31 @@ def _widths(image_size, base):
     return [base * min(2 ** (n - 1 - i), MAX_WIDTH_MULTIPLIER) for i in range(n)]
 
 
-def build_generator(lib, nz, ngf, nc, image_size=64):
+def _check_arch(arch):
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+
+
+def build_generator(lib, nz, ngf, nc, image_size=64, arch="dcgan"):
     """z (N, nz, 1, 1) -> image (N, nc, image_size, image_size) in [-1, 1]."""
+    _check_arch(arch)
     widths = _widths(image_size, ngf)
+    leaky = arch == "leaky"
+    bias = leaky
+
+    def act():
+        return lib.LeakyReLU(0.2, inplace=True) if leaky else lib.ReLU(True)
 
     class Generator(lib.Module):
         def __init__(self):
             super().__init__()
             # z -> widths[0] x 4 x 4, then doubling the size at every layer.
-            layers = [lib.ConvTranspose2d(nz, widths[0], 4, 1, 0, bias=False),
-                      lib.BatchNorm2d(widths[0]), lib.ReLU(True)]
+            layers = [lib.ConvTranspose2d(nz, widths[0], 4, 1, 0, bias=bias),
+                      lib.BatchNorm2d(widths[0]), act()]
             for c_in, c_out in zip(widths, widths[1:]):
-                layers += [lib.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
-                           lib.BatchNorm2d(c_out), lib.ReLU(True)]
-            layers += [lib.ConvTranspose2d(widths[-1], nc, 4, 2, 1, bias=False), lib.Tanh()]
+                layers += [lib.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias),
+                           lib.BatchNorm2d(c_out), act()]
+            layers += [lib.ConvTranspose2d(widths[-1], nc, 4, 2, 1, bias=bias), lib.Tanh()]
             self.main = lib.Sequential(*layers)
 
         def forward(self, input):
@@ -50,22 +81,47 @@ def build_generator(lib, nz, ngf, nc, image_size=64):
     return Generator()
 
 
-def build_discriminator(lib, nc, ndf, image_size=64, sigmoid=True):
+def build_discriminator(lib, nc, ndf, image_size=64, sigmoid=True, arch="dcgan", norm="batch",
+                        spectral_norm=False, minibatch_std=0, minibatch_std_layer=None):
     """image (N, nc, image_size, image_size) -> (N,): probabilities, or logits
-    with sigmoid=False (for BCEWithLogitsLoss). The forward flattens like the
+    (scores, for WGAN-GP) with sigmoid=False. The forward flattens like the
     example's `output.view(-1, 1).squeeze(1)`."""
+    _check_arch(arch)
+    if norm not in D_NORMS:
+        raise ValueError(f"norm must be one of {', '.join(D_NORMS)}, got {norm!r}")
+    if minibatch_std < 0:
+        raise ValueError(f"minibatch_std must be 0 (off) or a group size, got {minibatch_std}")
     widths = _widths(image_size, ndf)[::-1]  # from image_size/2 in to 4x4
+    leaky = arch == "leaky"
+    if leaky:
+        widths[0] = 2 * ndf
+    bias = leaky
+    sn = lib.utils.spectral_norm if spectral_norm else (lambda m: m)
+    mbstd = minibatch_std_layer or (lambda g: lib.MinibatchStdDev(g))
+
+    def norm_layer(c, size):
+        if norm == "batch":
+            return [lib.BatchNorm2d(c)]
+        if norm == "layer":
+            return [lib.LayerNorm([c, size, size])]
+        return []
 
     class Discriminator(lib.Module):
         def __init__(self):
             super().__init__()
-            # No BatchNorm on the first layer, as in the paper.
-            layers = [lib.Conv2d(nc, widths[0], 4, 2, 1, bias=False),
+            # No normalisation on the first layer, as in the paper.
+            layers = [sn(lib.Conv2d(nc, widths[0], 4, 2, 1, bias=bias)),
                       lib.LeakyReLU(0.2, inplace=True)]
+            size = image_size // 2
             for c_in, c_out in zip(widths, widths[1:]):
-                layers += [lib.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
-                           lib.BatchNorm2d(c_out), lib.LeakyReLU(0.2, inplace=True)]
-            layers.append(lib.Conv2d(widths[-1], 1, 4, 1, 0, bias=False))
+                size //= 2
+                layers += [sn(lib.Conv2d(c_in, c_out, 4, 2, 1, bias=bias)),
+                           *norm_layer(c_out, size), lib.LeakyReLU(0.2, inplace=True)]
+            c_last = widths[-1]
+            if minibatch_std:
+                layers.append(mbstd(minibatch_std))
+                c_last += 1
+            layers.append(sn(lib.Conv2d(c_last, 1, 4, 1, 0, bias=bias)))
             if sigmoid:
                 layers.append(lib.Sigmoid())
             self.main = lib.Sequential(*layers)
@@ -78,11 +134,14 @@ def build_discriminator(lib, nc, ndf, image_size=64, sigmoid=True):
 
 def weights_init(m):
     """pytorch/examples' init, for `model.apply(weights_init)` on an nn model:
-    conv weights N(0, 0.02), BatchNorm weight N(1, 0.02) and bias 0."""
+    conv weights N(0, 0.02), BatchNorm weight N(1, 0.02) and bias 0. A
+    spectral-normalised convolution's weight is its `weight_orig` parameter.
+    Conv biases (arch leaky) and LayerNorm keep their layers' own init, as in
+    pytorch/examples (which only touches these two kinds of weight)."""
     from nn import init
     name = type(m).__name__
     if name.find("Conv") != -1:
-        init.normal_(m.weight, 0.0, 0.02)
+        init.normal_(m.weight_orig if hasattr(m, "weight_orig") else m.weight, 0.0, 0.02)
     elif name.find("BatchNorm") != -1:
         init.normal_(m.weight, 1.0, 0.02)
         init.zeros_(m.bias)

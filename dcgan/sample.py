@@ -2,11 +2,12 @@
 
     python -m dcgan.sample out/checkpoint.pkl --n 64 --out samples.png [--bn eval]
 
-CHECKPOINT is train.py's checkpoint.pkl (the model's shape comes from the
-arguments it holds), or a netG_epoch_N.pkl weights file together with the
-shape flags. --bn batch (the default) normalises with the statistics of the
-sampled batch, as pytorch/examples' grids do; --bn eval uses the running
-statistics, as a deployed model would (pytorch/examples PRs #804 and #807).
+CHECKPOINT is train.py's checkpoint.pkl (the model's shape and --arch come
+from the arguments it holds), or a netG_epoch_N.pkl weights file together
+with the shape flags (and --arch leaky for that variant's generator).
+--bn batch (the default) normalises with the statistics of the sampled
+batch, as pytorch/examples' grids do; --bn eval uses the running statistics,
+as a deployed model would (pytorch/examples PRs #804 and #807).
 """
 
 import argparse
@@ -15,7 +16,7 @@ import sys
 import nn
 from dcgan import checkpoint
 from dcgan.images import save_grid
-from dcgan.models import build_generator
+from dcgan.models import ARCHS, build_generator
 from dcgan.trainer import generate
 
 
@@ -32,22 +33,27 @@ def main(argv=None):
     for flag in ("nz", "ngf", "nc", "imageSize"):
         p.add_argument(f"--{flag}", type=int, default=None,
                        help="model shape, for a weights-only file")
+    p.add_argument("--arch", choices=ARCHS, default=None,
+                   help="generator architecture, for a weights-only file (default dcgan)")
     args = p.parse_args(argv)
     try:
         if args.backend:
             nn.set_backend(args.backend)
         ckpt = checkpoint.load(args.checkpoint)
         shape = {"nz": args.nz, "ngf": args.ngf, "nc": args.nc, "imageSize": args.imageSize}
+        arch = args.arch
         if ckpt["format"] == checkpoint.FORMAT:
             saved = ckpt["args"]
             shape = {k: v if v is not None else saved.get(k) for k, v in shape.items()}
+            arch = arch or saved.get("arch", "dcgan")
         missing = [k for k, v in shape.items() if v is None]
         if missing:
             raise checkpoint.CheckpointError(
                 f"'{args.checkpoint}' holds weights only; give --{' --'.join(missing)}")
         if args.n < 1:
             raise checkpoint.CheckpointError(f"--n must be positive, got {args.n}")
-        netG = build_generator(nn, shape["nz"], shape["ngf"], shape["nc"], shape["imageSize"])
+        netG = build_generator(nn, shape["nz"], shape["ngf"], shape["nc"], shape["imageSize"],
+                               arch=arch or "dcgan")
         checkpoint.load_into(netG, checkpoint.load_weights(args.checkpoint, "netG"),
                              args.checkpoint)
         nn.manual_seed(args.seed)

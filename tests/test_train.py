@@ -226,3 +226,187 @@ def test_models_work_at_every_image_size(size):
         img = G(nn.randn(2, 4, 1, 1))
         assert img.shape == (2, 1, size, size)
         assert D(img).shape == (2,)
+
+
+# ---------------------------------------------------------------- the GAN variants (issue 12)
+VARIANT_FLAGS = {
+    "dcgan": [],
+    "wgan-gp_layer": ["--loss", "wgan-gp", "--d-norm", "layer"],
+    "wgan-gp_none_sn": ["--loss", "wgan-gp", "--d-norm", "none", "--spectral-norm"],
+    "bce_sn_mbstd": ["--spectral-norm", "--minibatch-std"],
+    "leaky": ["--arch", "leaky"],
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANT_FLAGS))
+def test_variant_dry_run_on_every_backend(tmp_path, backend, variant):
+    """One training cycle of each variant through train.py, on each backend
+    (the simulated GPU backends at batch 4, and wgan-gp's cycle cut to two
+    critic steps there)."""
+    _dry_run(tmp_path, backend, VARIANT_FLAGS[variant])
+
+
+def test_combined_variants_dry_run(tmp_path):
+    """The flags combine: the leaky arch as a WGAN-GP critic with minibatch stddev."""
+    _dry_run(tmp_path, "numpy", ["--arch", "leaky", "--loss", "wgan-gp", "--minibatch-std", "2"])
+
+
+def _dry_run(tmp_path, backend, flags):
+    wgan = "wgan-gp" in flags
+    small = [] if backend == "numpy" else ["--batchSize", "4"] + (["--n-critic", "2"] if wgan
+                                                                 else [])
+    assert run(tmp_path, "--dry-run", "--backend", backend, *flags, *small) == 0
+    out = tmp_path / "out"
+    ckpt = load_ckpt(out / "checkpoint.pkl")
+    n_critic = ckpt["args"]["n_critic"]
+    rows = (out / "log.csv").read_text().splitlines()
+    if wgan:
+        # A cycle: n_critic critic steps, the last one followed by the G step.
+        assert len(rows) == 1 + n_critic and ckpt["iteration"] == n_critic
+        assert rows[0].split(",")[3:6] == ["g_iter", "loss_d", "wasserstein"]
+        assert [r.split(",")[-2] != "" for r in rows[1:]] == [False] * (n_critic - 1) + [True]
+        assert ckpt["trainer"] == {"critic_count": 0, "generator_steps": 1}
+        assert ckpt["optG"]["state"][0]["step"] == 1
+        assert ckpt["optD"]["state"][0]["step"] == n_critic
+    else:
+        assert len(rows) == 2 and "trainer" not in ckpt
+    for name in ("fake_samples_epoch_001.png", "losses.png", "netD_epoch_1.pkl"):
+        assert (out / name).stat().st_size > 0, name
+    if "--spectral-norm" in flags:
+        assert {"main.0.weight_orig", "main.0.weight_u", "main.0.weight_v"} <= set(ckpt["netD"])
+    args = ckpt["args"]
+    if "--arch" in flags:
+        assert args["arch"] == "leaky" and ckpt["netD"]["main.0.weight"].shape[0] == 2 * 4
+        assert "main.0.bias" in ckpt["netG"]
+    assert args["loss"] == ("wgan-gp" if wgan else "bce-logits" if "--arch" in flags else "bce")
+
+
+def test_variant_defaults(tmp_path):
+    """wgan-gp takes Adam(1e-4, (0.5, 0.9)) and layer norm unless told;
+    given values win; leaky defaults to bce-logits."""
+    def resolved(*argv):
+        args = train.parse_args(["--outf", str(tmp_path), *argv])
+        train.resolve_args(args)
+        return args
+    a = resolved("--loss", "wgan-gp")
+    assert (a.lr, a.beta1, a.beta2, a.d_norm, a.n_critic, a.lambda_gp) == (
+        1e-4, 0.5, 0.9, "layer", 5, 10.0)
+    a = resolved("--loss", "wgan-gp", "--lr", "3e-4", "--beta1", "0", "--beta2", "0.99",
+                 "--d-norm", "none")
+    assert (a.lr, a.beta1, a.beta2, a.d_norm) == (3e-4, 0.0, 0.99, "none")
+    a = resolved()
+    assert (a.loss, a.arch, a.lr, a.beta1, a.beta2, a.d_norm, a.spectral_norm,
+            a.minibatch_std) == ("bce", "dcgan", 2e-4, 0.5, 0.999, "batch", False, 0)
+    assert resolved("--arch", "leaky").loss == "bce-logits"
+    assert resolved("--arch", "leaky", "--loss", "bce").loss == "bce"
+    assert resolved("--minibatch-std").minibatch_std == 4
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--loss", "wgan-gp", "--d-norm", "batch"],
+     "--d-norm batch cannot be used with --loss wgan-gp"),
+    (["--n-critic", "3"], "--n-critic applies to --loss wgan-gp only, not --loss bce"),
+    (["--arch", "leaky", "--lambda-gp", "5"],
+     "--lambda-gp applies to --loss wgan-gp only, not --loss bce-logits"),
+    (["--loss", "wgan-gp", "--n-critic", "0"], "--n-critic must be positive, got 0"),
+    (["--loss", "wgan-gp", "--lambda-gp", "-1"], "--lambda-gp must be a finite number >= 0"),
+    (["--loss", "wgan-gp", "--lambda-gp", "inf"], "--lambda-gp must be a finite number >= 0"),
+    (["--beta2", "1"], "--beta2 must be in [0, 1), got 1.0"),
+    (["--beta1", "-0.5"], "--beta1 must be in [0, 1), got -0.5"),
+    (["--lr", "0"], "--lr must be a positive number, got 0.0"),
+    (["--minibatch-std", "0"], "--minibatch-std needs a positive group size, got 0"),
+    (["--minibatch-std", "3"], "--batchSize 64 does not split into groups of 3"),
+    (["--minibatch-std", "5", "--batchSize", "12"], "--batchSize 12 does not split into groups"),
+    (["--arch", "resnet"], "argument --arch: invalid choice: 'resnet'"),
+    (["--d-norm", "group"], "argument --d-norm: invalid choice: 'group'"),
+    (["--loss", "hinge"], "argument --loss: invalid choice: 'hinge'"),
+    (["--n-critic", "x"], "argument --n-critic: invalid int value: 'x'"),
+    (["--minibatch-std", "two"], "argument --minibatch-std: invalid int value: 'two'"),
+])
+def test_variant_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, argv, message):
+    assert train.main(["--outf", str(tmp_path / "out"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("train.py: error: ") and message in err, err
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_argparse_errors_are_one_line_in_a_subprocess(tmp_path):
+    proc = subprocess.run([sys.executable, "train.py", "--arch", "nope", "--outf",
+                           str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "usage" not in proc.stderr
+    assert proc.stderr.startswith("train.py: error: argument --arch: invalid choice: 'nope'")
+
+
+def test_resume_refuses_another_variant(tmp_path, capsys):
+    assert run(tmp_path, "--dry-run", "--loss", "wgan-gp", "--n-critic", "2") == 0
+    ckpt = str(tmp_path / "out" / "checkpoint.pkl")
+    assert train.main(["--resume", ckpt, "--spectral-norm", "--outf", str(tmp_path / "out")]) == 2
+    assert train.main(["--resume", ckpt, "--d-norm", "none", "--outf", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "--spectral-norm differs from the checkpoint, trained without it" in err[0]
+    assert "--d-norm none differs from the checkpoint's layer" in err[1]
+
+
+def test_wgan_gp_spectral_norm_two_epochs_equal_one_plus_resume_bitwise(tmp_path):
+    """8 batches an epoch, n_critic 5: epoch 1 ends mid-cycle (3 critic steps
+    into the second cycle), so the resumed run must carry the critic counter;
+    the spectral-norm vectors are buffers and travel in the checkpoint."""
+    flags = ["--loss", "wgan-gp", "--d-norm", "none", "--spectral-norm"]
+    assert run(tmp_path, "--niter", "2", *flags, outf="straight") == 0
+    assert run(tmp_path, "--niter", "1", *flags, outf="split") == 0
+    split = tmp_path / "split"
+    mid = load_ckpt(split / "checkpoint.pkl")
+    assert mid["trainer"] == {"critic_count": 3, "generator_steps": 1}
+    assert train.main(["--resume", str(split / "checkpoint.pkl"), "--niter", "2",
+                       "--outf", str(split)]) == 0
+    a = load_ckpt(tmp_path / "straight" / "checkpoint.pkl")
+    b = load_ckpt(split / "checkpoint.pkl")
+    assert a["epoch"] == b["epoch"] == 2 and a["iteration"] == b["iteration"] == 16
+    assert a["trainer"] == b["trainer"] == {"critic_count": 1, "generator_steps": 3}
+    for key in ("netG", "netD", "optG", "optD", "fixed_noise"):
+        assert checkpoint.arrays_equal(a[key], b[key]), key
+    assert "main.2.weight_u" in a["netD"]
+    assert not np.array_equal(a["netD"]["main.2.weight_u"], mid["netD"]["main.2.weight_u"])
+    assert a["rng"]["numpy"] == b["rng"]["numpy"]
+    log_a = (tmp_path / "straight" / "log.csv").read_text().splitlines()
+    log_b = (split / "log.csv").read_text().splitlines()
+    strip = lambda rows: [r.rsplit(",", 1)[0] for r in rows]  # noqa: E731 (drop the seconds)
+    assert strip(log_a) == strip(log_b) and len(log_a) == 17
+    g_rows = [int(r.split(",")[0]) for r in log_a[1:] if r.split(",")[-2] != ""]
+    assert g_rows == [5, 10, 15]
+
+
+def test_checkpoint_from_before_the_variants_resumes(tmp_path):
+    """A checkpoint whose arguments predate the variant flags resumes as the
+    DCGAN it was."""
+    assert run(tmp_path, "--niter", "1") == 0
+    path = tmp_path / "out" / "checkpoint.pkl"
+    ckpt = load_ckpt(path)
+    for k in ("arch", "d_norm", "spectral_norm", "minibatch_std", "beta2", "n_critic",
+              "lambda_gp"):
+        del ckpt["args"][k]
+    checkpoint.atomic_pickle(ckpt, str(path))
+    assert train.main(["--resume", str(path), "--niter", "2", "--outf", str(tmp_path / "out")]) == 0
+    args = load_ckpt(path)["args"]
+    assert (args["arch"], args["d_norm"], args["beta2"]) == ("dcgan", "batch", 0.999)
+
+
+def test_sample_command_rebuilds_the_leaky_generator(tmp_path):
+    assert run(tmp_path, "--dry-run", "--arch", "leaky") == 0
+    png = tmp_path / "s.png"
+    assert sample_cmd.main([str(tmp_path / "out" / "checkpoint.pkl"), "--n", "4",
+                            "--out", str(png)]) == 0
+    weights = str(tmp_path / "out" / "netG_epoch_1.pkl")
+    shape = ["--nz", "8", "--ngf", "4", "--nc", "3", "--imageSize", "16", "--out", str(png)]
+    assert sample_cmd.main([weights, *shape]) == 2  # a dcgan G does not fit leaky weights
+    assert sample_cmd.main([weights, "--arch", "leaky", *shape]) == 0
+
+
+def test_help_documents_every_variant_flag():
+    proc = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0
+    for flag in ("--loss", "wgan-gp", "--n-critic", "--lambda-gp", "--beta2", "--d-norm",
+                 "--spectral-norm", "--minibatch-std", "--arch", "leaky"):
+        assert flag in proc.stdout, flag
