@@ -227,12 +227,23 @@ GRADGRAD_CASES = [
 ]
 
 
+def _full_jacobian_is_cheap():
+    """Full-mode gradgradcheck builds the whole second-order Jacobian by
+    finite differences: hundreds of forward passes. That is cheap on numpy
+    and on a GPU, but minutes under the GPU simulators, where the directional
+    (fast-mode) check runs instead; the analytic second derivatives are
+    compared with torch element by element on every backend in test_grad2.py."""
+    B = nn.backend.current()
+    return B.name == "numpy" or B.device == "cuda"
+
+
 @pytest.mark.parametrize("name,shapes,fn", GRADGRAD_CASES, ids=[c[0] for c in GRADGRAD_CASES])
-@pytest.mark.parametrize("fast", [False, True])
-def test_gradgradcheck_passes(backend, seed, name, shapes, fn, fast):
+def test_gradgradcheck_passes(backend, seed, name, shapes, fn):
     rng = np.random.default_rng(seed)
     inputs = [t64(rng.uniform(0.2, 1.0, s)) for s in shapes]
-    assert nn.gradgradcheck(fn, inputs, fast_mode=fast)
+    assert nn.gradgradcheck(fn, inputs, fast_mode=True)
+    if _full_jacobian_is_cheap():
+        assert nn.gradgradcheck(fn, inputs, fast_mode=False)
 
 
 def test_gradgradcheck_non_contiguous_grad_outputs(backend, seed):
@@ -261,7 +272,8 @@ class DetachedWeightConv(nn.Function):
         return F.conv_transpose2d(g, w.detach()), gw
 
 
-def test_gradgradcheck_catches_a_wrong_second_derivative(backend, seed):
+def test_gradgradcheck_catches_a_wrong_second_derivative(seed):
+    """gradgradcheck's own logic (numpy: it does not depend on the backend)."""
     rng = np.random.default_rng(seed)
     x, w = t64(rng.uniform(-1, 1, (1, 2, 4, 4))), t64(rng.uniform(-1, 1, (2, 2, 2, 2)))
     assert nn.gradcheck(DetachedWeightConv.apply, (x, w))  # first order is right
