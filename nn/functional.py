@@ -371,65 +371,65 @@ class ReLUBackward(Function):
         return ReLUBackward.apply(g, y), None
 
 
-class Tanh(Function):
-    @staticmethod
-    def forward(ctx, x):
-        B = backend_for("tanh", x)
+class _Smooth(Function):
+    """y = f(x) for tanh and sigmoid: the fused forward kernel; the backward
+    is `Backward`, a Function over the fused backward kernel."""
+    name, kernel, Backward = "?", None, None
+
+    @classmethod
+    def forward(cls, ctx, x):
+        B = backend_for(cls.name, x)
         ctx.save_for_backward(x)
-        return wrap(B, B.tanh_forward(x.data))
+        return wrap(B, cls.kernel(B, x.data))
 
-    @staticmethod
-    def backward(ctx, dy):
+    @classmethod
+    def backward(cls, ctx, dy):
         x, = ctx.saved_tensors
-        return TanhBackward.apply(dy, x)
+        return cls.Backward.apply(dy, x)
 
 
-class TanhBackward(Function):
-    """dx = dy * sech^2(x); d/dx sech^2(x) = -2 tanh(x) sech^2(x)."""
+class _SmoothBackward(Function):
+    """dx = dy * f'(x), the fused backward kernel. Linear in dy; its
+    derivative in x is dy * f''(x) = dy * f'(x) * curvature(x), with
+    curvature = f''/f' written with Tensor ops."""
+    name, kernel, curvature = "?", None, None
 
-    @staticmethod
-    def forward(ctx, dy, x):
-        B = backend_for("tanh", dy, x)
+    @classmethod
+    def forward(cls, ctx, dy, x):
+        B = backend_for(cls.name, dy, x)
         ctx.save_for_backward(dy, x)
-        return wrap(B, B.tanh_backward(dy.data, x.data))
+        return wrap(B, cls.kernel(B, dy.data, x.data))
 
-    @staticmethod
-    def backward(ctx, g):
+    @classmethod
+    def backward(cls, ctx, g):
         dy, x = ctx.saved_tensors
         need_dy, need_x = ctx.needs_input_grad
-        return (TanhBackward.apply(g, x) if need_dy else None,
-                TanhBackward.apply(g * dy, x) * Tanh.apply(x) * -2.0 if need_x else None)
+        return (cls.apply(g, x) if need_dy else None,
+                cls.apply(g * dy, x) * cls.curvature(x) if need_x else None)
 
 
-class Sigmoid(Function):
-    @staticmethod
-    def forward(ctx, x):
-        B = backend_for("sigmoid", x)
-        ctx.save_for_backward(x)
-        return wrap(B, B.sigmoid_forward(x.data))
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, = ctx.saved_tensors
-        return SigmoidBackward.apply(dy, x)
+class TanhBackward(_SmoothBackward):
+    """sech^2(x)' = -2 tanh(x) sech^2(x)."""
+    name = "tanh"
+    kernel = staticmethod(lambda B, dy, x: B.tanh_backward(dy, x))
+    curvature = staticmethod(lambda x: Tanh.apply(x) * -2.0)
 
 
-class SigmoidBackward(Function):
-    """dx = dy * s'(x), s' = s (1 - s); d/dx s'(x) = s'(x) (1 - 2 s(x))."""
+class SigmoidBackward(_SmoothBackward):
+    """s' = s (1 - s); s'' = s' (1 - 2 s)."""
+    name = "sigmoid"
+    kernel = staticmethod(lambda B, dy, x: B.sigmoid_backward(dy, x))
+    curvature = staticmethod(lambda x: 1.0 - 2.0 * Sigmoid.apply(x))
 
-    @staticmethod
-    def forward(ctx, dy, x):
-        B = backend_for("sigmoid", dy, x)
-        ctx.save_for_backward(dy, x)
-        return wrap(B, B.sigmoid_backward(dy.data, x.data))
 
-    @staticmethod
-    def backward(ctx, g):
-        dy, x = ctx.saved_tensors
-        need_dy, need_x = ctx.needs_input_grad
-        return (SigmoidBackward.apply(g, x) if need_dy else None,
-                SigmoidBackward.apply(g * dy, x) * (1.0 - 2.0 * Sigmoid.apply(x))
-                if need_x else None)
+class Tanh(_Smooth):
+    name, Backward = "tanh", TanhBackward
+    kernel = staticmethod(lambda B, x: B.tanh_forward(x))
+
+
+class Sigmoid(_Smooth):
+    name, Backward = "sigmoid", SigmoidBackward
+    kernel = staticmethod(lambda B, x: B.sigmoid_forward(x))
 
 
 # `inplace` is accepted for torch compatibility; our ops never write their input.

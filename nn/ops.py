@@ -173,29 +173,32 @@ def _expand_back(g, in_shape, axes):
     return g.reshape(_kept_shape(in_shape, axes)).expand(in_shape)
 
 
-class Sum(Function):
-    @staticmethod
-    def forward(ctx, a, axes, keepdim):
-        B = backend_for("sum", a)
+class _SumMean(Function):
+    """sum and mean over `axes`: the backward broadcasts the gradient back
+    over the reduced axes (divided by their count, for mean)."""
+    op, kernel, divide = "?", None, False
+
+    @classmethod
+    def forward(cls, ctx, a, axes, keepdim):
+        B = backend_for(cls.op, a)
         ctx.in_shape, ctx.axes = a.shape, axes
-        return wrap(B, B.sum(a.data, axes, keepdim))
+        return wrap(B, cls.kernel(B, a.data, axes, keepdim))
 
-    @staticmethod
-    def backward(ctx, g):
-        return _expand_back(g, ctx.in_shape, ctx.axes), None, None
+    @classmethod
+    def backward(cls, ctx, g):
+        g = _expand_back(g, ctx.in_shape, ctx.axes)
+        if cls.divide:
+            g = g / float(_count(ctx.in_shape, ctx.axes))
+        return g, None, None
 
 
-class Mean(Function):
-    @staticmethod
-    def forward(ctx, a, axes, keepdim):
-        B = backend_for("mean", a)
-        ctx.in_shape, ctx.axes = a.shape, axes
-        return wrap(B, B.mean(a.data, axes, keepdim))
+class Sum(_SumMean):
+    op, kernel = "sum", staticmethod(lambda B, a, axes, keepdim: B.sum(a, axes, keepdim))
 
-    @staticmethod
-    def backward(ctx, g):
-        return _expand_back(g, ctx.in_shape, ctx.axes) / float(_count(ctx.in_shape, ctx.axes)), \
-            None, None
+
+class Mean(_SumMean):
+    op, divide = "mean", True
+    kernel = staticmethod(lambda B, a, axes, keepdim: B.mean(a, axes, keepdim))
 
 
 class Reshape(Function):
