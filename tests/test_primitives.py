@@ -263,9 +263,10 @@ def test_copy_into_strided_destination(backend, dtype, seed):
 
 def test_pow_scalar_signed_zero_and_infinity(backend, dtype):
     """NumPy's (C99's) special cases at -0 and -inf: (-0)**-1 = -inf,
-    (-inf)**3 = -inf, (-inf)**1.5 = inf, (-inf)**-2.5 = 0."""
+    (-inf)**3 = -inf, (-inf)**1.5 = inf, (-inf)**-2.5 = 0; (-inf)**0.5 is
+    sqrt(-inf) = NaN."""
     h = np.array([-0.0, -np.inf, 0.0, np.inf, -3.0])
-    for p in [2.0, 3.0, -1.0, -2.5, 0.0, 1.0, 1.5]:
+    for p in [2.0, 3.0, -1.0, -2.5, 0.0, 1.0, 1.5, 0.5]:
         check(B().pow_scalar(dev(h, dtype), p), torch.tensor(h.astype(dtype)).pow(p).numpy(),
               dtype, f"pow_scalar -0/-inf p={p}")
 

@@ -313,7 +313,10 @@ __device__ __forceinline__ T math_op(int op, T x, T y, T p0, T p1) {
         case OP_ABS: return nn::abs_(x);
         case OP_EXPM1:
             if constexpr (sizeof(T) == 4) return expm1f(x); else return expm1(x);
-        case OP_POW: return p0 == T(2) ? T(x * x) : nn::pow_(x, p0);
+        // x ** 2 exactly; x ** 0.5 is sqrt, as NumPy (C's pow(-inf, 0.5) is
+        // +inf, NumPy's and torch's NaN).
+        case OP_POW:
+            return p0 == T(2) ? T(x * x) : p0 == T(0.5) ? nn::sqrt_(x) : nn::pow_(x, p0);
         case OP_CLAMP: return nn::min_nan_(nn::max_nan_(x, p0), p1);
         default: return x;  // OP_COPY
     }
