@@ -9,7 +9,8 @@ rule: keep what the backward needs, nothing more), plus edges to the nodes
 that produced the inputs.
 
 Higher order (Chainer's FunctionNode way). Every built-in backward is written
-with differentiable ops, i.e. other `Function`s (nn/ops.py, nn/functional.py).
+with differentiable ops, i.e. other `Function`s (nn/ops.py, nn/conv.py,
+nn/activations.py, nn/losses.py, nn/functional.py).
 The engine runs a backward pass with recording off by default, so those ops
 cost what the raw kernels cost; with `create_graph=True` it runs the same
 backward with recording on, so the gradients it returns carry a graph of

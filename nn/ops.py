@@ -46,6 +46,13 @@ def backend_for(op, *tensors):
     return B
 
 
+def require_rank(op, name, t, ranks):
+    if t.ndim not in ranks:
+        want = " or ".join(f"{r}-d" for r in ranks)
+        raise ValueError(f"{op}: expected {name} to be {want}, got shape {t.shape}")
+
+
+
 def wrap(B, array):
     return Tensor(array, _backend=B)
 
