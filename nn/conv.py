@@ -28,6 +28,9 @@ def _conv_args(op, x, w, b, stride, padding, dilation, groups, out_channels_dim)
     if x.shape[1] != c_in:
         raise ValueError(f"{op}: input has {x.shape[1]} channels but weight of shape {w.shape} "
                          f"with groups={groups} expects {c_in}")
+    if min(w.shape) < 1:
+        raise ValueError(f"{op}: weight of shape {w.shape} is empty; every dim (channels, "
+                         f"kernel size) must be at least 1")
     if c_in % groups or c_out % groups:
         raise ValueError(f"{op}: groups={groups} must divide the input channels ({c_in}) and "
                          f"the output channels ({c_out})")

@@ -103,6 +103,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"{op}: give both running_mean and running_var, or neither")
     if not training and running_mean is None:
         raise ValueError(f"{op}: eval mode (training=False) needs running_mean and running_var")
+    if training and not float(eps) > 0:  # torch refuses it too: 1/sqrt(var + eps) may be inf
+        raise ValueError(f"{op}: eps must be positive during training, got {eps}")
     if training and input.numel() // C <= 1:
         raise ValueError(f"{op}: expected more than 1 value per channel when training, "
                          f"got input of shape {input.shape}")

@@ -37,6 +37,8 @@ class _ConvNd(Module):
                              f"{in_channels} and {out_channels}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = pair(kernel_size, f"{name}: kernel_size")
+        if min(self.kernel_size) < 1:
+            raise ValueError(f"{name}: kernel_size must be positive, got {self.kernel_size}")
         self.stride, self.dilation = pair(stride, f"{name}: stride"), pair(dilation, f"{name}: dilation")
         self.padding = padding if isinstance(padding, str) else pair(padding, f"{name}: padding")
         self.groups, self.padding_mode = groups, padding_mode

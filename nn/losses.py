@@ -113,6 +113,10 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise ValueError(f"{op}: all elements of input should be between 0 and 1 "
                          f"(got min {host.min():.4g}, max {host.max():.4g}); "
                          "for logits use binary_cross_entropy_with_logits")
+    t = target.numpy()  # a target outside [0, 1] gives negative losses: torch refuses it
+    if t.size and not ((t >= 0) & (t <= 1)).all():
+        raise ValueError(f"{op}: all elements of target should be between 0 and 1 "
+                         f"(got min {t.min():.4g}, max {t.max():.4g})")
     return _weighted(BinaryCrossEntropy, input, target, weight, reduction)
 
 

@@ -58,6 +58,17 @@ def t(*shape, dtype=nn.float32):
      r"Conv2d: groups=4 must be a positive int dividing in_channels \(4\) and out_channels "
      r"\(6\)"),
     (lambda: nn.optim.Adam([nn.Parameter(t(2))], lr=-1), ValueError, r"Adam: invalid learning rate"),
+    (lambda: F.binary_cross_entropy(t(4), t(4) * 3.0), ValueError,
+     r"binary_cross_entropy: all elements of target should be between 0 and 1"),
+    (lambda: F.batch_norm(t(4, 3), None, None, training=True, eps=0.0), ValueError,
+     r"batch_norm: eps must be positive during training, got 0.0"),
+    (lambda: F.batch_norm(t(4, 3), None, None, training=True, eps=-1e-5), ValueError,
+     r"batch_norm: eps must be positive during training"),
+    (lambda: nn.Conv2d(3, 4, 0), ValueError, r"Conv2d: kernel_size must be positive, got \(0, 0\)"),
+    (lambda: nn.ConvTranspose2d(3, 4, (2, -1)), ValueError,
+     r"ConvTranspose2d: kernel_size must be positive, got \(2, -1\)"),
+    (lambda: F.conv2d(t(1, 3, 5, 5), t(0, 3, 3, 3)), ValueError,
+     r"conv2d: weight of shape \(0, 3, 3, 3\) is empty"),
 ])
 def test_bad_input_raises_a_clear_error(call, error, pattern):
     with pytest.raises(error, match=pattern):
