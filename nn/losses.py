@@ -10,7 +10,7 @@ import numpy as np
 
 from .activations import Sigmoid
 from .autograd import Function, is_grad_enabled
-from .ops import Mean, Mul, Sum, backend_for, require_rank as _require_rank, wrap
+from .ops import Mean, Mul, Sum, backend_for, one_hot, require_rank as _require_rank, wrap
 from .tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -104,19 +104,21 @@ def _weighted(fn, input, target, weight, reduction):
     return (Mean if reduction == "mean" else Sum).apply(loss, None, False)
 
 
+def _check_unit_interval(op, name, t, hint=""):
+    host = t.numpy()
+    if host.size and not ((host >= 0) & (host <= 1)).all():
+        raise ValueError(f"{op}: all elements of {name} should be between 0 and 1 "
+                         f"(got min {host.min():.4g}, max {host.max():.4g}){hint}")
+
+
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction="mean"):
     op = "binary_cross_entropy"
     _loss_args(op, input, target, weight, size_average, reduce, reduction)
-    host = input.numpy()  # torch checks the range too; a bad p is a silent wrong answer otherwise
-    if host.size and not ((host >= 0) & (host <= 1)).all():
-        raise ValueError(f"{op}: all elements of input should be between 0 and 1 "
-                         f"(got min {host.min():.4g}, max {host.max():.4g}); "
-                         "for logits use binary_cross_entropy_with_logits")
-    t = target.numpy()  # a target outside [0, 1] gives negative losses: torch refuses it
-    if t.size and not ((t >= 0) & (t <= 1)).all():
-        raise ValueError(f"{op}: all elements of target should be between 0 and 1 "
-                         f"(got min {t.min():.4g}, max {t.max():.4g})")
+    # torch checks both ranges too: a bad p is a silent wrong answer, a bad
+    # target a negative loss.
+    _check_unit_interval(op, "input", input, "; for logits use binary_cross_entropy_with_logits")
+    _check_unit_interval(op, "target", target)
     return _weighted(BinaryCrossEntropy, input, target, weight, reduction)
 
 
@@ -178,15 +180,13 @@ def _class_targets(op, input, target, ignore_index):
     if bad.size:
         raise IndexError(f"{op}: target {int(bad[0])} is out of bounds for {C} classes")
     # onehot[n, c, ...] = (c == target[n, ...]) and the target is kept.
-    along = [1] * input.ndim
-    along[class_dim] = C
-    iota = B.to_device(np.arange(C, dtype=np.float64).reshape(along), input.dtype)
-    t_f = B.reshape(B.astype(target.data, input.dtype), tuple(
-        1 if i == class_dim else s for i, s in enumerate(input.shape)))
-    ignored = B.astype(B.compare("eq", t_f, B.full((), float(ignore_index), input.dtype)),
-                       input.dtype)
-    keep = B.sub(B.full((), 1.0, input.dtype), ignored)
-    onehot = B.mul(B.astype(B.compare("eq", iota, t_f), input.dtype), keep)
+    idx = B.reshape(target.data, tuple(1 if i == class_dim else s
+                                       for i, s in enumerate(input.shape)))
+    hit = one_hot(B, idx, C, class_dim, input.ndim, input.dtype)
+    ignored = B.compare("eq", B.astype(idx, input.dtype),
+                        B.full((), float(ignore_index), input.dtype))
+    keep = B.sub(B.full((), 1.0, input.dtype), B.astype(ignored, input.dtype))
+    onehot = B.mul(B.astype(hit, input.dtype), keep)
     return Tensor(onehot, _backend=B), class_dim
 
 

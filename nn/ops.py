@@ -513,13 +513,19 @@ class MaxMinDim(Function):
     @staticmethod
     def backward(ctx, g, _):
         B = g._backend
-        n = ctx.in_shape[ctx.dim]
-        along = [1] * len(ctx.in_shape)
-        along[ctx.dim] = n
-        iota = B.to_device(np.arange(n, dtype=np.float64).reshape(along), g.dtype)
-        onehot = B.compare("eq", iota, B.astype(ctx.idx, g.dtype))
+        onehot = one_hot(B, ctx.idx, ctx.in_shape[ctx.dim], ctx.dim, len(ctx.in_shape), g.dtype)
         kept = _kept_shape(ctx.in_shape, (ctx.dim,))
         return where(wrap(B, onehot), g.reshape(kept), 0.0), None, None, None
+
+
+def one_hot(B, idx, n, axis, ndim, dtype):
+    """The bool mask (k == idx) along `axis` of an ndim-d array with n entries
+    there: idx (int64) has size 1 on that axis and broadcasts over it. The
+    comparison runs in `dtype`, exact for indices below 2**24 in float32."""
+    along = [1] * ndim
+    along[axis] = n
+    iota = B.to_device(np.arange(n, dtype=np.float64).reshape(along), dtype)
+    return B.compare("eq", iota, B.astype(idx, dtype))
 
 
 class Var(Function):

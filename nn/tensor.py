@@ -5,6 +5,8 @@ CPU, CuPy on a GPU). Ops run on the *active* backend and refuse tensors that
 live on another device, with an error that says how to move them.
 """
 
+import operator
+
 import numpy as np
 
 from kernels import registry as _registry
@@ -222,24 +224,25 @@ class Tensor:
     def zero_(self):
         return self.fill_(0.0)
 
-    def _update_(self, op, other):
+    def _update_(self, op, fn, other):
+        """self = fn(self, other), written into self's storage."""
         from .autograd import no_grad
         self._inplace(op)
         with no_grad():
-            new = getattr(self.detach(), "__" + op.rstrip("_") + "__")(other)
+            new = fn(self.detach(), other)
         return self.copy_(new) if new.shape == self.shape else _shape_error(op, self, new)
 
     def add_(self, other):
-        return self._update_("add_", other)
+        return self._update_("add_", operator.add, other)
 
     def sub_(self, other):
-        return self._update_("sub_", other)
+        return self._update_("sub_", operator.sub, other)
 
     def mul_(self, other):
-        return self._update_("mul_", other)
+        return self._update_("mul_", operator.mul, other)
 
     def div_(self, other):
-        return self._update_("truediv_", other)
+        return self._update_("div_", operator.truediv, other)
 
     # ----------------------------------------------------------- operators
     def __add__(self, other):
