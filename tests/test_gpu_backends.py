@@ -126,7 +126,7 @@ def test_train_py_dry_run(gpu_backend, tmp_path):
     assert train.main(["--backend", gpu_backend, "--dataset", "fake", "--dry-run", "--imageSize",
                        "16", "--ngf", "4", "--ndf", "4", "--nz", "8", "--batchSize", "8",
                        "--outf", str(tmp_path / "out")]) == 0
-    assert (tmp_path / "out" / "checkpoint.pkl").exists()
+    assert (tmp_path / "out" / "checkpoint.safetensors").exists()
 
 
 # ------------------------------------------------------------ real GPU shapes

@@ -29,8 +29,7 @@ def run(tmp_path, *extra, outf="out"):
 
 
 def load_ckpt(path):
-    with open(path, "rb") as f:
-        return pickle.load(f)
+    return checkpoint.load(str(path))
 
 
 @pytest.fixture(autouse=True)
@@ -43,14 +42,14 @@ def test_dry_run_writes_every_output(tmp_path):
     assert run(tmp_path, "--dry-run") == 0
     out = tmp_path / "out"
     for name in ("real_samples.png", "fake_samples_epoch_001.png", "losses.png", "log.csv",
-                 "checkpoint.pkl", "netG_epoch_1.pkl", "netD_epoch_1.pkl"):
+                 "checkpoint.safetensors", "netG_epoch_1.safetensors", "netD_epoch_1.safetensors"):
         assert (out / name).stat().st_size > 0, name
     grid = Image.open(out / "fake_samples_epoch_001.png")
     assert grid.size == (8 * 18 + 2, 8 * 18 + 2)  # 64 samples of 16x16, 2-pixel borders
     rows = (out / "log.csv").read_text().splitlines()
     assert rows[0].split(",")[:5] == ["step", "epoch", "batch", "loss_d", "loss_g"]
     assert len(rows) == 2  # header + the one iteration
-    ckpt = load_ckpt(out / "checkpoint.pkl")
+    ckpt = load_ckpt(out / "checkpoint.safetensors")
     assert ckpt["epoch"] == 1 and ckpt["iteration"] == 1
     assert set(ckpt) >= {"netG", "netD", "optG", "optD", "rng", "args", "fixed_noise"}
     assert ckpt["optD"]["state"][0]["step"] == 1
@@ -66,7 +65,7 @@ def test_bce_logits_dry_run(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "build_discriminator", spy)
     assert run(tmp_path, "--dry-run", "--loss", "bce-logits") == 0
     assert built == [False]  # D outputs logits
-    assert load_ckpt(tmp_path / "out" / "checkpoint.pkl")["args"]["loss"] == "bce-logits"
+    assert load_ckpt(tmp_path / "out" / "checkpoint.safetensors")["args"]["loss"] == "bce-logits"
     row = (tmp_path / "out" / "log.csv").read_text().splitlines()[1].split(",")
     assert all(0 < float(v) < 1 for v in row[5:8])  # D(x), D(G(z)): sigmoid of the logits
 
@@ -77,10 +76,10 @@ def test_two_epochs_equal_one_plus_resume_bitwise(tmp_path):
     assert run(tmp_path, "--niter", "2", outf="straight") == 0
     assert run(tmp_path, "--niter", "1", outf="split") == 0
     split = tmp_path / "split"
-    assert train.main(["--resume", str(split / "checkpoint.pkl"), "--niter", "2",
+    assert train.main(["--resume", str(split / "checkpoint.safetensors"), "--niter", "2",
                        "--outf", str(split)]) == 0
-    a = load_ckpt(tmp_path / "straight" / "checkpoint.pkl")
-    b = load_ckpt(split / "checkpoint.pkl")
+    a = load_ckpt(tmp_path / "straight" / "checkpoint.safetensors")
+    b = load_ckpt(split / "checkpoint.safetensors")
     assert a["epoch"] == b["epoch"] == 2 and a["iteration"] == b["iteration"] == 16
     for key in ("netG", "netD", "optG", "optD", "fixed_noise"):
         assert checkpoint.arrays_equal(a[key], b[key]), key
@@ -96,7 +95,7 @@ def test_resume_drops_log_rows_written_after_the_checkpoint(tmp_path):
     out = tmp_path / "out"
     with open(out / "log.csv", "a") as f:  # a crash mid-epoch 2 left rows behind
         f.write("9,2,1,0.1,0.2,0.3,0.4,0.5,1.0\n")
-    assert train.main(["--resume", str(out / "checkpoint.pkl"), "--niter", "2",
+    assert train.main(["--resume", str(out / "checkpoint.safetensors"), "--niter", "2",
                        "--outf", str(out)]) == 0
     steps = [int(r.split(",")[0]) for r in (out / "log.csv").read_text().splitlines()[1:]]
     assert steps == list(range(1, 17))
@@ -105,11 +104,11 @@ def test_resume_drops_log_rows_written_after_the_checkpoint(tmp_path):
 def test_netG_and_netD_load_weights_alone(tmp_path):
     assert run(tmp_path, "--dry-run") == 0
     out = tmp_path / "out"
-    assert run(tmp_path, "--dry-run", "--netG", str(out / "netG_epoch_1.pkl"),
-               "--netD", str(out / "checkpoint.pkl"), outf="again") == 0
+    assert run(tmp_path, "--dry-run", "--netG", str(out / "netG_epoch_1.safetensors"),
+               "--netD", str(out / "checkpoint.safetensors"), outf="again") == 0
     # The loaded weights were trained one more step: they differ from the file's...
-    before = checkpoint.load_weights(str(out / "netG_epoch_1.pkl"), "netG")
-    after = load_ckpt(tmp_path / "again" / "checkpoint.pkl")["netG"]
+    before = checkpoint.load_weights(str(out / "netG_epoch_1.safetensors"), "netG")
+    after = load_ckpt(tmp_path / "again" / "checkpoint.safetensors")["netG"]
     delta = np.abs(after["main.0.weight"] - before["main.0.weight"]).max()
     assert 0 < delta < 1e-2  # ... by one Adam step, not by a fresh init
 
@@ -117,7 +116,7 @@ def test_netG_and_netD_load_weights_alone(tmp_path):
 def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, monkeypatch,
                                                                       capsys):
     assert run(tmp_path, "--niter", "1") == 0
-    ckpt_path = tmp_path / "out" / "checkpoint.pkl"
+    ckpt_path = tmp_path / "out" / "checkpoint.safetensors"
     good = ckpt_path.read_bytes()
 
     def diverging(*args, **kwargs):
@@ -137,7 +136,7 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path
     (["--imageSize", "512"], "--imageSize must be a power of two from 16 to 256, got 512"),
     (["--dataset", "mnist"], "--dataroot"),
     (["--dataset", "cifar10", "--dataroot", "/nonexistent/x"], "/nonexistent/x"),
-    (["--resume", "/nonexistent/ckpt.pkl"], "checkpoint '/nonexistent/ckpt.pkl' does not exist"),
+    (["--resume", "/nonexistent/ckpt.safetensors"], "'/nonexistent/ckpt.safetensors' does not exist"),
     (["--batchSize", "0"], "--batchSize must be positive"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, argv, message):
@@ -151,7 +150,7 @@ def test_unwritable_outf_is_a_usage_error(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert train.main(TINY + ["--dry-run", "--outf", str(blocker / "sub")]) == 2
-    assert "cannot create --outf" in capsys.readouterr().err
+    assert "is not a writable folder" in capsys.readouterr().err
 
 
 def test_empty_and_corrupt_folders_are_refused(tmp_path, capsys):
@@ -170,19 +169,19 @@ def test_empty_and_corrupt_folders_are_refused(tmp_path, capsys):
 
 
 def test_corrupt_checkpoint_and_mismatched_weights(tmp_path, capsys):
-    junk = tmp_path / "junk.pkl"
-    junk.write_bytes(b"\x80\x04garbage")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{garbage")
     assert run(tmp_path, "--resume", str(junk)) == 2
     assert run(tmp_path, "--dry-run") == 0
-    weights = str(tmp_path / "out" / "netG_epoch_1.pkl")
+    weights = str(tmp_path / "out" / "netG_epoch_1.safetensors")
     assert run(tmp_path, "--dry-run", "--ngf", "8", "--netG", weights, outf="o2") == 2
     err = capsys.readouterr().err
-    assert "corrupt" in err and "do not fit this model" in err
+    assert "is not a valid safetensors file" in err and "do not fit this model" in err
 
 
 def test_resume_refuses_a_different_architecture(tmp_path, capsys):
     assert run(tmp_path, "--dry-run") == 0
-    ckpt = str(tmp_path / "out" / "checkpoint.pkl")
+    ckpt = str(tmp_path / "out" / "checkpoint.safetensors")
     assert train.main(["--resume", ckpt, "--ngf", "8", "--outf", str(tmp_path / "out")]) == 2
     assert "--ngf 8 differs from the checkpoint's 4" in capsys.readouterr().err
 
@@ -205,14 +204,14 @@ def test_command_line_error_has_no_traceback(tmp_path):
 @pytest.mark.parametrize("bn", ["batch", "eval"])
 def test_sample_command_writes_a_grid_and_leaves_the_model_alone(tmp_path, bn):
     assert run(tmp_path, "--dry-run") == 0
-    ckpt = tmp_path / "out" / "checkpoint.pkl"
+    ckpt = tmp_path / "out" / "checkpoint.safetensors"
     before = ckpt.read_bytes()
     png = tmp_path / f"s_{bn}.png"
     assert sample_cmd.main([str(ckpt), "--n", "10", "--nrow", "5", "--bn", bn,
                             "--out", str(png)]) == 0
     assert Image.open(png).size == (5 * 18 + 2, 2 * 18 + 2)
     assert ckpt.read_bytes() == before
-    weights_only = str(tmp_path / "out" / "netG_epoch_1.pkl")
+    weights_only = str(tmp_path / "out" / "netG_epoch_1.safetensors")
     assert sample_cmd.main([weights_only, "--out", str(png)]) == 2  # shape flags needed
     assert sample_cmd.main([weights_only, "--nz", "8", "--ngf", "4", "--nc", "3",
                             "--imageSize", "16", "--out", str(png)]) == 0
@@ -257,7 +256,7 @@ def _dry_run(tmp_path, backend, flags):
                                                                  else [])
     assert run(tmp_path, "--dry-run", "--backend", backend, *flags, *small) == 0
     out = tmp_path / "out"
-    ckpt = load_ckpt(out / "checkpoint.pkl")
+    ckpt = load_ckpt(out / "checkpoint.safetensors")
     n_critic = ckpt["args"]["n_critic"]
     rows = (out / "log.csv").read_text().splitlines()
     if wgan:
@@ -270,7 +269,7 @@ def _dry_run(tmp_path, backend, flags):
         assert ckpt["optD"]["state"][0]["step"] == n_critic
     else:
         assert len(rows) == 2 and "trainer" not in ckpt
-    for name in ("fake_samples_epoch_001.png", "losses.png", "netD_epoch_1.pkl"):
+    for name in ("fake_samples_epoch_001.png", "losses.png", "netD_epoch_1.safetensors"):
         assert (out / name).stat().st_size > 0, name
     if "--spectral-norm" in flags:
         assert {"main.0.weight_orig", "main.0.weight_u", "main.0.weight_v"} <= set(ckpt["netD"])
@@ -340,7 +339,7 @@ def test_argparse_errors_are_one_line_in_a_subprocess(tmp_path):
 
 def test_resume_refuses_another_variant(tmp_path, capsys):
     assert run(tmp_path, "--dry-run", "--loss", "wgan-gp", "--n-critic", "2") == 0
-    ckpt = str(tmp_path / "out" / "checkpoint.pkl")
+    ckpt = str(tmp_path / "out" / "checkpoint.safetensors")
     assert train.main(["--resume", ckpt, "--spectral-norm", "--outf", str(tmp_path / "out")]) == 2
     assert train.main(["--resume", ckpt, "--d-norm", "none", "--outf", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.splitlines()
@@ -356,12 +355,12 @@ def test_wgan_gp_spectral_norm_two_epochs_equal_one_plus_resume_bitwise(tmp_path
     assert run(tmp_path, "--niter", "2", *flags, outf="straight") == 0
     assert run(tmp_path, "--niter", "1", *flags, outf="split") == 0
     split = tmp_path / "split"
-    mid = load_ckpt(split / "checkpoint.pkl")
+    mid = load_ckpt(split / "checkpoint.safetensors")
     assert mid["trainer"] == {"critic_count": 3, "generator_steps": 1}
-    assert train.main(["--resume", str(split / "checkpoint.pkl"), "--niter", "2",
+    assert train.main(["--resume", str(split / "checkpoint.safetensors"), "--niter", "2",
                        "--outf", str(split)]) == 0
-    a = load_ckpt(tmp_path / "straight" / "checkpoint.pkl")
-    b = load_ckpt(split / "checkpoint.pkl")
+    a = load_ckpt(tmp_path / "straight" / "checkpoint.safetensors")
+    b = load_ckpt(split / "checkpoint.safetensors")
     assert a["epoch"] == b["epoch"] == 2 and a["iteration"] == b["iteration"] == 16
     assert a["trainer"] == b["trainer"] == {"critic_count": 1, "generator_steps": 3}
     for key in ("netG", "netD", "optG", "optD", "fixed_noise"):
@@ -377,27 +376,34 @@ def test_wgan_gp_spectral_norm_two_epochs_equal_one_plus_resume_bitwise(tmp_path
     assert g_rows == [5, 10, 15]
 
 
-def test_checkpoint_from_before_the_variants_resumes(tmp_path):
-    """A checkpoint whose arguments predate the variant flags resumes as the
-    DCGAN it was."""
+def test_old_pickle_checkpoint_is_refused_unless_trusted_and_resumes_as_it_was(tmp_path, capsys):
+    """A checkpoint.pkl of the first format (a pickle, its arguments from
+    before the variant flags) is refused without --trust-pickle; with it, it
+    resumes as the DCGAN it was and the run continues in safetensors."""
     assert run(tmp_path, "--niter", "1") == 0
-    path = tmp_path / "out" / "checkpoint.pkl"
-    ckpt = load_ckpt(path)
+    ckpt = load_ckpt(tmp_path / "out" / "checkpoint.safetensors")
     for k in ("arch", "d_norm", "spectral_norm", "minibatch_std", "beta2", "n_critic",
               "lambda_gp"):
         del ckpt["args"][k]
-    checkpoint.atomic_pickle(ckpt, str(path))
-    assert train.main(["--resume", str(path), "--niter", "2", "--outf", str(tmp_path / "out")]) == 0
-    args = load_ckpt(path)["args"]
+    ckpt["version"] = 1
+    old = tmp_path / "old" / "checkpoint.pkl"
+    old.parent.mkdir()
+    old.write_bytes(pickle.dumps(ckpt))
+    argv = ["--resume", str(old), "--niter", "2", "--outf", str(tmp_path / "old")]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is a pickle" in err and "--trust-pickle" in err and "\n" not in err.strip()
+    assert train.main(argv + ["--trust-pickle"]) == 0
+    args = load_ckpt(tmp_path / "old" / "checkpoint.safetensors")["args"]
     assert (args["arch"], args["d_norm"], args["beta2"]) == ("dcgan", "batch", 0.999)
 
 
 def test_sample_command_rebuilds_the_leaky_generator(tmp_path):
     assert run(tmp_path, "--dry-run", "--arch", "leaky") == 0
     png = tmp_path / "s.png"
-    assert sample_cmd.main([str(tmp_path / "out" / "checkpoint.pkl"), "--n", "4",
+    assert sample_cmd.main([str(tmp_path / "out" / "checkpoint.safetensors"), "--n", "4",
                             "--out", str(png)]) == 0
-    weights = str(tmp_path / "out" / "netG_epoch_1.pkl")
+    weights = str(tmp_path / "out" / "netG_epoch_1.safetensors")
     shape = ["--nz", "8", "--ngf", "4", "--nc", "3", "--imageSize", "16", "--out", str(png)]
     assert sample_cmd.main([weights, *shape]) == 2  # a dcgan G does not fit leaky weights
     assert sample_cmd.main([weights, "--arch", "leaky", *shape]) == 0
