@@ -476,14 +476,15 @@ class RunClock:
 
 
 def epoch_summary(epoch, niter, rows, seconds, images, clock, wgan):
-    """One line per epoch: its time and speed, its mean figures and the run's ETA."""
+    """One line per epoch (80 columns): its time, speed and mean figures, and
+    the run's ETA."""
     keys = ("loss_d", "wasserstein", "gp") if wgan else ("loss_d", "loss_g", "d_x", "d_g_z_before")
-    names = {"loss_d": "Loss_D", "loss_g": "Loss_G", "d_x": "D(x)", "d_g_z_before": "D(G(z))",
+    names = {"loss_d": "D", "loss_g": "G", "d_x": "D(x)", "d_g_z_before": "D(G(z))",
              "wasserstein": "W", "gp": "GP"}
-    means = " ".join(f"{names[k]} {sum(r[k] for r in rows) / len(rows):.3f}" for k in keys)
-    left = f", run ETA {_duration(clock.eta())}" if epoch < niter else ""
-    return (f"epoch {epoch}/{niter}: {_plural(len(rows), 'iteration')} in {seconds:.1f} s "
-            f"({images / max(seconds, 1e-9):.0f} images/s); means {means}{left}")
+    means = " ".join(f"{names[k]} {sum(r[k] for r in rows) / len(rows):.2f}" for k in keys)
+    left = f" ETA {_duration(clock.eta())}" if epoch < niter else ""
+    return (f"epoch {epoch}/{niter} {seconds:.1f} s {images / max(seconds, 1e-9):.0f} img/s "
+            f"mean {means}{left}")
 
 
 class Interrupted(Exception):

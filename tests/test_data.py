@@ -349,3 +349,62 @@ def test_thread_exception_reaches_consumer():
     with pytest.raises(KeyError, match="boom"):
         next(Loader(ds, 4, seed=0, prefetch=1).epoch(0))
     wait_for_threads(baseline)
+
+
+# --- files that could run code, 16-bit images, where files come from (issue 14) ----
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_batches_of_every_pickle_protocol_load(tmp_path, protocol):
+    data = np.random.default_rng(protocol).integers(0, 256, (3, 3072), dtype=np.uint8)
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"batch_label": b"training batch 1 of 5", b"labels": [1, 2, 3],
+                                   b"data": data, b"filenames": [b"a.png"] * 3}, protocol=protocol))
+    ds = load_dataset("cifar10", tmp_path, image_size=32)
+    assert np.array_equal(ds._images, data.reshape(3, 3, 32, 32))
+
+
+def test_a_crafted_cifar_batch_is_refused_without_running_code(tmp_path):
+    marker = tmp_path / "pwned"
+    (tmp_path / "data_batch_1").write_bytes(
+        pickle.dumps({b"data": _RunsCode(str(marker))}, protocol=2))
+    with pytest.raises(DatasetError, match="refused, the pickle asks for io.open") as e:
+        load_dataset("cifar10", tmp_path)
+    assert "\n" not in str(e.value) and not marker.exists()
+
+
+def test_an_array_subclass_is_refused_too(tmp_path):
+    class Sub(np.ndarray):
+        pass
+    import sys
+    sys.modules[__name__].Sub = Sub  # picklable by reference
+    Sub.__qualname__ = "Sub"
+    arr = np.zeros((1, 3072), np.uint8).view(Sub)
+    (tmp_path / "data_batch_1").write_bytes(pickle.dumps({b"data": arr}, protocol=2))
+    with pytest.raises(DatasetError, match="refused"):
+        load_dataset("cifar10", tmp_path)
+
+
+def test_16_bit_png_is_scaled_not_clipped(tmp_path):
+    levels = np.array([[257, 32896], [12850, 65535]], np.uint16)  # 1, 128, 50, 255 in 8 bits
+    Image.fromarray(np.kron(levels, np.ones((2, 2), np.uint16))).save(tmp_path / "a.png")
+    assert Image.open(tmp_path / "a.png").mode.startswith("I")
+    x = load_dataset("folder", tmp_path, image_size=4).get([0])  # native size: no resampling
+    pixels = np.rint((x[0, 0, ::2, ::2] + 1) * 127.5)
+    assert pixels.tolist() == [[1, 128], [50, 255]]
+    assert np.array_equal(x[0, 0], x[0, 1]) and np.array_equal(x[0, 0], x[0, 2])
+
+
+@pytest.mark.parametrize("name,source", [("mnist", "yann.lecun.com"),
+                                         ("fashion-mnist", "zalandoresearch"),
+                                         ("cifar10", "cifar-10-python.tar.gz")])
+def test_missing_files_say_where_they_come_from(tmp_path, name, source):
+    with pytest.raises(DatasetError, match=source):
+        load_dataset(name, tmp_path)
