@@ -28,6 +28,7 @@ Pickle checkpoints (this project's first format, `checkpoint.pkl`, and torch
 for files whose origin the user vouches for, so they can be converted.
 """
 
+import contextlib
 import json
 import pickle
 
@@ -101,6 +102,17 @@ def restore_rng_states(states):
             kernels._instances[name].set_rng_state(state)
 
 
+@contextlib.contextmanager
+def rng_preserved():
+    """Run a block without moving any backend's generator: what it draws (a
+    model built only to be loaded, say) leaves the training stream as it was."""
+    states = rng_states()
+    try:
+        yield
+    finally:
+        restore_rng_states(states)
+
+
 def save(path, *, args, epoch, iteration, netG, netD, optG, optD, fixed_noise, trainer=None):
     """The whole training state, atomically, as one safetensors file."""
     tree = {"args": dict(args), "epoch": epoch, "iteration": iteration,
@@ -129,7 +141,7 @@ def load(path, trust_pickle=False):
     CheckpointError that says what is wrong with the file."""
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
+            head = f.read(9)
     except FileNotFoundError:
         raise CheckpointError(f"'{path}' does not exist") from None
     except OSError as e:
@@ -139,7 +151,9 @@ def load(path, trust_pickle=False):
             f"'{path}' is a torch.save archive, whose pickles can run code when loaded, so it is "
             "refused; save the weights with safetensors.torch.save_file(model.state_dict(), "
             "'netG.safetensors') and load that")
-    if head.startswith(PICKLE_MAGIC):
+    # A safetensors file's 9th byte opens its JSON header; its first byte, the
+    # header length's low byte, may well be 0x80, a pickle's first byte.
+    if head.startswith(PICKLE_MAGIC) and head[8:9] != b"{":
         if not trust_pickle:
             raise CheckpointError(
                 f"'{path}' is a pickle (train.py's format before safetensors, or another "
