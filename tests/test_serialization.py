@@ -222,3 +222,16 @@ def test_checkpoint_tree_round_trips(tmp_path):
         assert all(isinstance(k, int) for k in ck["optD"]["state"])
         assert ck["rng"] == checkpoint.rng_states()
     assert not [n for n in os.listdir(tmp_path) if ".tmp" in n]
+
+
+def test_a_header_length_starting_with_0x80_is_not_taken_for_a_pickle(tmp_path):
+    """A pickle's first byte is 0x80; so is a safetensors file's whose header
+    length is 128 mod 256: the JSON brace after the length tells them apart."""
+    path = tmp_path / "w.safetensors"
+    for pad in range(300):
+        save_file({"w": np.ones(3, np.float32)}, path,
+                  {"format": checkpoint.WEIGHTS_FORMAT, "which": "netG", "pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    assert np.array_equal(checkpoint.load_weights(str(path), "netG")["w"], np.ones(3))
