@@ -34,6 +34,7 @@ used, so a second backward through it is a clear error.
 """
 
 import functools
+import sys
 import threading
 
 _state = threading.local()
@@ -370,16 +371,91 @@ def run_backward(tensors, grads, retain_graph=False, create_graph=False, inputs=
 
 
 def _accumulate_grad(leaf, g, create_graph):
-    """leaf.grad += g, as torch: a fresh tensor the first time; with
-    create_graph the sum is recorded, so the .grad can be differentiated."""
+    """leaf.grad += g, as torch: a tensor of its own the first time; with
+    create_graph the sum is recorded, so the .grad can be differentiated.
+
+    On an asynchronous (GPU) backend the gradient's memory is the leaf's
+    from one step to the next: the first gradient is copied into the storage
+    the leaf's previous .grad had, and later ones are added into it in place,
+    whenever nothing but the leaf still refers to it (torch's AccumulateGrad
+    makes the same reference-count test). So the optimizer's table of
+    addresses never changes (it is uploaded once) and a training step is
+    capturable as a CUDA graph. The NumPy backend allocates, as torch does."""
     from .tensor import Tensor
     B = leaf._backend
     if create_graph:
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     elif leaf.grad is None:
-        leaf.grad = Tensor(B.astype(g.data, g.dtype), _backend=B)  # own, contiguous storage
+        storage = _reusable_grad_storage(leaf, g)
+        if storage is None:
+            leaf.grad = Tensor(B.astype(g.data, g.dtype), _backend=B)  # own, contiguous storage
+        else:
+            B.copy_(storage, g.data)
+            leaf.grad = Tensor(storage, _backend=B)
+    elif getattr(B, "add_", None) is not None and _only_the_leaf_holds(leaf, leaf.grad):
+        B.add_(leaf.grad.data, g.data)
+        leaf.grad._bump_version()
     else:
         leaf.grad = Tensor(B.add(leaf.grad.data, g.data), _backend=B)
+
+
+def _ref_counts(grad):
+    return sys.getrefcount(grad), sys.getrefcount(grad._data)
+
+
+def _only_the_leaf_holds(leaf, grad):
+    """True if `grad` and its array are referenced by leaf.grad alone (and
+    the leaf's kept storage: see _reusable_grad_storage). The counts of a
+    tensor that only an attribute holds, measured below, account for the
+    interpreter's own references."""
+    if grad.grad_fn is not None or grad.requires_grad:  # a create_graph gradient: a graph's
+        return False
+    counts = _ref_counts(grad)
+    kept = leaf.__dict__.get("_grad_storage") is grad._data
+    return (grad._data.base is None and counts[0] <= _GRAD_REFS
+            and counts[1] <= _DATA_REFS + kept)
+
+
+def _storage_refs(holder):
+    storage = holder.__dict__.get("_grad_storage")
+    return sys.getrefcount(storage)
+
+
+def _baseline_refs():
+    """The reference counts _only_the_leaf_holds and _reusable_grad_storage
+    see for objects that nothing else holds, on this interpreter."""
+    import numpy as np
+
+    class Holder:
+        pass
+    holder, grad = Holder(), Holder()
+    grad._data = np.empty(1)
+    holder.grad, holder._grad_storage = grad, np.empty(1)
+    del grad
+    return (*_leaf_probe(holder.grad), _storage_refs(holder))
+
+
+def _leaf_probe(grad):  # the call depth of _only_the_leaf_holds
+    return _ref_counts(grad)
+
+
+def _reusable_grad_storage(leaf, g):
+    """The storage of the leaf's previous gradient, if the backend is
+    asynchronous, it fits and nothing refers to it any more; else None (and
+    the leaf remembers the storage of the gradient about to be made)."""
+    B = leaf._backend
+    if not getattr(B, "asynchronous", False) or getattr(B, "add_", None) is None:
+        return None
+    unshared = _storage_refs(leaf) <= _STORAGE_REFS  # counted before a local name holds it
+    storage = leaf.__dict__.get("_grad_storage")
+    if (storage is None or storage.shape != tuple(g.shape) or storage.dtype != g.dtype
+            or not unshared):
+        storage = B.empty(tuple(g.shape), g.dtype)
+        leaf._grad_storage = storage
+    return storage
+
+
+_GRAD_REFS, _DATA_REFS, _STORAGE_REFS = _baseline_refs()
 
 
 def _as_tuple(x):

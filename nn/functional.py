@@ -8,6 +8,8 @@ norm here) or the primitives' (nn/ops.py), of which the compositions below
 there, once, so every backend gets them.
 """
 
+import numbers
+
 from .activations import (LeakyReLU, LeakyReLUBackward, ReLU, ReLUBackward, Sigmoid,  # noqa: F401
                           SigmoidBackward, Tanh, TanhBackward, leaky_relu, relu, sigmoid, tanh)
 from .autograd import Function, is_grad_enabled
@@ -91,6 +93,16 @@ def _batch_norm_backward_graph(dy, x, weight, mean, invstd, training, eps):
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
+    _check_batch_norm_args(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    shape = input.shape
+    x = input if input.ndim == 4 else input.reshape(*shape, *(1,) * (4 - input.ndim))
+    y = BatchNorm.apply(x, weight, bias, running_mean, running_var, bool(training),
+                        float(momentum), float(eps))
+    return y if input.ndim == 4 else y.reshape(*shape)
+
+
+def _check_batch_norm_args(input, running_mean, running_var, weight, bias, training, momentum, eps):
+    """batch_norm's argument checks (batch_norm_act's too), naming the op."""
     op = "batch_norm"
     _require_rank(op, "input (N, C, ...)", input, (2, 3, 4))
     C = input.shape[1]
@@ -103,17 +115,92 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"{op}: give both running_mean and running_var, or neither")
     if not training and running_mean is None:
         raise ValueError(f"{op}: eval mode (training=False) needs running_mean and running_var")
+    if momentum is None or isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+        # torch's functional refuses None too: the cumulative average needs a
+        # count of the batches seen, which only the module keeps.
+        raise TypeError(f"{op}: momentum must be a float, got {momentum!r}; for the cumulative "
+                        f"moving average use BatchNorm2d(momentum=None), which counts the batches")
     if training and not float(eps) > 0:  # torch refuses it too: 1/sqrt(var + eps) may be inf
         raise ValueError(f"{op}: eps must be positive during training, got {eps}")
     if training and input.numel() // C <= 1:
         raise ValueError(f"{op}: expected more than 1 value per channel when training, "
                          f"got input of shape {input.shape}")
-    shape = input.shape
-    x = input if input.ndim == 4 else input.reshape(*shape, *(1,) * (4 - input.ndim))
-    y = BatchNorm.apply(x, weight, bias, running_mean, running_var, bool(training),
-                        float(momentum), float(eps))
-    return y if input.ndim == 4 else y.reshape(*shape)
 
+
+
+# ------------------------------------------- batch norm with a fused activation
+# act(batch_norm(x)) for act ReLU or LeakyReLU, as one kernel each way where
+# the backend has the fused forms (the GPU backends: one pass over x instead
+# of two, and no intermediate array), and as the two ops elsewhere. The
+# results are those of the composition; Sequential uses it for a BatchNorm2d
+# followed by a ReLU or LeakyReLU (nn/module.py).
+FUSABLE_ACTIVATIONS = ("relu", "leaky_relu")
+
+
+class BatchNormAct(Function):
+    """First-order backward: the fused kernel, which recomputes the
+    activation's mask from x and the saved statistics. Recorded
+    (create_graph): the activation's backward (its mask is constant) feeding
+    batch norm's differentiable backward, exactly what the unfused pair's
+    recorded backward is, so double backward works."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps,
+                activation, slope):
+        B = backend_for("batch_norm", x, weight, bias, running_mean, running_var)
+        data = [None if t is None else t.data for t in (weight, bias, running_mean, running_var)]
+        if training:
+            y, mean, invstd = B.batch_norm_act_train_forward(x.data, *data, momentum, eps,
+                                                             activation, slope)
+            for t in (running_mean, running_var):
+                if t is not None:
+                    t._bump_version()  # updated in place by the kernel
+        else:
+            y, mean, invstd = B.batch_norm_act_eval_forward(x.data, *data, eps, activation, slope)
+        ctx.training, ctx.eps, ctx.activation, ctx.slope = training, eps, activation, slope
+        ctx.save_for_backward(x, weight, bias, wrap(B, mean), wrap(B, invstd))
+        return wrap(B, y)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, bias, mean, invstd = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        if is_grad_enabled():
+            from .autograd import no_grad
+            with no_grad():  # the pre-activation, for the mask only
+                z = (x - _per_channel(mean)) * _per_channel(invstd) * _per_channel(weight) \
+                    + _per_channel(bias)
+            if ctx.activation == "relu":
+                g = ReLUBackward.apply(dy, z.relu())
+            else:
+                g = LeakyReLUBackward.apply(dy, z, ctx.slope)
+            dx, dw, db = _batch_norm_backward_graph(g, x, weight, mean, invstd, ctx.training,
+                                                    ctx.eps)
+        else:
+            B = dy._backend
+            dx, dw, db = (wrap(B, a) for a in B.batch_norm_act_backward(
+                dy.data, x.data, weight.data, bias.data, mean.data, invstd.data, ctx.training,
+                ctx.activation, ctx.slope))
+        return (dx if need[0] else None, dw if need[1] else None, db if need[2] else None,
+                None, None, None, None, None, None, None)
+
+
+def batch_norm_act(input, running_mean, running_var, weight, bias, training=False,
+                   momentum=0.1, eps=1e-5, activation="relu", negative_slope=0.01):
+    """activation(batch_norm(input, ...)) for a 4-D input and an affine batch
+    norm (weight and bias given); activation "relu" or "leaky_relu" (with
+    negative_slope). Fused where the backend can, composed elsewhere."""
+    op = "batch_norm_act"
+    if activation not in FUSABLE_ACTIVATIONS:
+        raise ValueError(f"{op}: activation must be one of {FUSABLE_ACTIVATIONS}, got "
+                         f"{activation!r}")
+    if weight is None or bias is None or input.ndim != 4 or \
+            not hasattr(input._backend, "batch_norm_act_train_forward"):
+        y = batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+        return relu(y) if activation == "relu" else leaky_relu(y, negative_slope)
+    _check_batch_norm_args(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    return BatchNormAct.apply(input, weight, bias, running_mean, running_var, bool(training),
+                              float(momentum), float(eps), activation, float(negative_slope))
 
 
 def log_softmax(input, dim, dtype=None):

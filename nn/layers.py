@@ -10,7 +10,7 @@ from . import functional as F
 from . import init
 from .backend import current
 from .module import Module
-from .tensor import Parameter, Tensor, _creation_dtype, int64
+from .tensor import Parameter, Tensor, _creation_dtype
 
 
 def _empty_parameter(shape, dtype):
@@ -93,6 +93,11 @@ class ConvTranspose2d(_ConvNd):
                                   self.output_padding, self.groups, self.dilation)
 
 
+def _host_counter():
+    import kernels
+    return Tensor(np.zeros((), np.int64), _backend=kernels.get_backend("numpy"))
+
+
 class BatchNorm2d(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, device=None, dtype=None):
@@ -110,9 +115,13 @@ class BatchNorm2d(Module):
         if track_running_stats:
             self.register_buffer("running_mean", Tensor(B.full((num_features,), 0.0, dtype), _backend=B))
             self.register_buffer("running_var", Tensor(B.full((num_features,), 1.0, dtype), _backend=B))
-            # A host-side int64 counter in torch too; only momentum=None reads it.
-            self.register_buffer("num_batches_tracked",
-                                 Tensor(B.to_device(np.array(0), int64), _backend=B))
+            # Counted on the host (a NumPy-backend tensor, whatever the
+            # module's backend): `+= 1` on a device array would launch a
+            # kernel that is not ours in every training forward, and
+            # momentum=None would have to read it back. It is a buffer all
+            # the same, so state_dict, load_state_dict and buffers() see it
+            # with torch's key and dtype.
+            self.register_buffer("num_batches_tracked", _host_counter())
         else:
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
@@ -128,18 +137,28 @@ class BatchNorm2d(Module):
             init.zeros_(self.bias)
 
     def forward(self, input):
+        return F.batch_norm(*self._arguments(input))
+
+    def forward_with_activation(self, input, activation, negative_slope=0.0):
+        """activation(self(input)), fused where the backend can (nn.Sequential
+        calls this for a BatchNorm2d followed by a ReLU or LeakyReLU)."""
+        return F.batch_norm_act(*self._arguments(input), activation=activation,
+                                negative_slope=negative_slope)
+
+    def _arguments(self, input):
+        """batch_norm's arguments for this call (counting the batch in training)."""
         if input.ndim != 4:
             raise ValueError(f"BatchNorm2d: expected 4D input (N, C, H, W), got shape {input.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked.item())
+            counter = self.num_batches_tracked
+            counter.data += 1  # a host array: no launch, no copy
+            if self.momentum is None:  # cumulative moving average, as torch
+                factor = 1.0 / float(counter.data)
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        return F.batch_norm(input, self.running_mean if track else None,
-                            self.running_var if track else None, self.weight, self.bias,
-                            use_batch_stats, factor, self.eps)
+        return (input, self.running_mean if track else None, self.running_var if track else None,
+                self.weight, self.bias, use_batch_stats, factor, self.eps)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
@@ -147,6 +166,8 @@ class BatchNorm2d(Module):
 
 
 class LeakyReLU(Module):
+    fused_as = "leaky_relu"  # what nn.Sequential fuses into a preceding BatchNorm2d
+
     def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
         self.negative_slope, self.inplace = negative_slope, inplace
@@ -159,6 +180,9 @@ class LeakyReLU(Module):
 
 
 class ReLU(Module):
+    fused_as = "relu"  # what nn.Sequential fuses into a preceding BatchNorm2d
+    negative_slope = 0.0
+
     def __init__(self, inplace=False):
         super().__init__()
         self.inplace = inplace

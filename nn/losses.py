@@ -6,12 +6,14 @@ recorded (create_graph) the same formula is written with primitives, so a
 loss can be differentiated twice.
 """
 
+import threading
+
 import numpy as np
 
 from .activations import Sigmoid
 from .autograd import Function, is_grad_enabled
 from .ops import Mean, Mul, Sum, backend_for, one_hot, require_rank as _require_rank, wrap
-from .tensor import Tensor
+from .tensor import Tensor, known_fill
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -104,19 +106,112 @@ def _weighted(fn, input, target, weight, reduction):
     return (Mean if reduction == "mean" else Sum).apply(loss, None, False)
 
 
-def _check_unit_interval(op, name, t, hint=""):
+# ------------------------------------------------ BCE's unit-interval checks
+# torch checks that BCE's input and target lie in [0, 1]: a bad p is a silent
+# wrong answer, a bad target a negative loss. The check reads values, so on a
+# GPU backend it is a device-to-host copy that waits for the device.
+#
+# Called directly, binary_cross_entropy checks at once on every backend and
+# raises a ValueError naming the op, as torch does (non-finite values are
+# named as such, before the range). A training loop that must not wait for
+# the device inside its step opens `deferred_range_checks()`: there, GPU
+# backends reduce each checked tensor to its (min, max) on the device (two
+# launches, no copy) and the loop reads them with the statistics at logging
+# time (`RangeChecks.read`, one copy for all); the NumPy backend checks on the
+# host at once, which costs nothing extra. Either way a non-finite value is
+# recorded, not raised: it is the loop's divergence (train.py exits 3 with its
+# divergence message), never the "did you mean logits" range error.
+_open = threading.local()  # .checks: the innermost open RangeChecks of this thread
+
+
+class RangeChecks:
+    """The unit-interval checks recorded inside one `deferred_range_checks()` block."""
+
+    def __init__(self):
+        self._pending = []  # (op, name, hint, backend, (min, max) arrays or floats)
+        self.nonfinite = []  # "op: name" of every checked tensor with NaN or inf
+
+    def record(self, op, name, t, hint):
+        B = t._backend
+        if getattr(B, "asynchronous", False) and known_fill(t) is None:
+            self._pending.append((op, name, hint, B, (B.amin(t.data, None, False),
+                                                       B.amax(t.data, None, False))))
+        else:  # on the host, or values the host knows (nn.full's labels)
+            self._settle(op, name, hint, _host_extrema(t))
+
+    def device_arrays(self):
+        """The device scalars still to read, for a caller that reads them in
+        one copy together with its own (see `read`)."""
+        return [a for *_, B, pair in self._pending for a in pair]
+
+    def read(self, values=None):
+        """Settle every pending check: `values` are the floats of
+        device_arrays() (read here if not given). Raises the range error;
+        returns the list of non-finite tensors (empty when all were finite)."""
+        pending, self._pending = self._pending, []
+        if pending and values is None:
+            from .tensor import host_floats
+            values = host_floats(pending[0][3], [a for *_, pair in pending for a in pair])
+        for k, (op, name, hint, _, _) in enumerate(pending):
+            self._settle(op, name, hint, (values[2 * k], values[2 * k + 1]))
+        return self.nonfinite
+
+    def _settle(self, op, name, hint, extrema):
+        lo, hi = extrema
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            self.nonfinite.append(f"{op}: {name}")
+        elif lo < 0 or hi > 1:
+            raise _range_error(op, name, lo, hi, hint)
+
+
+class deferred_range_checks:
+    """`with deferred_range_checks() as checks:` records BCE's range checks in
+    `checks` (a new RangeChecks, or the one given) instead of checking at once."""
+
+    def __init__(self, checks=None):
+        self.checks = RangeChecks() if checks is None else checks
+
+    def __enter__(self):
+        self._outer, _open.checks = getattr(_open, "checks", None), self.checks
+        return self.checks
+
+    def __exit__(self, *exc):
+        _open.checks = self._outer
+        return False
+
+
+def _host_extrema(t):
+    value = known_fill(t)
+    if value is not None:
+        return value, value
     host = t.numpy()
-    if host.size and not ((host >= 0) & (host <= 1)).all():
-        raise ValueError(f"{op}: all elements of {name} should be between 0 and 1 "
-                         f"(got min {host.min():.4g}, max {host.max():.4g}){hint}")
+    if not host.size:
+        return 0.0, 0.0
+    return float(host.min()), float(host.max())  # NaN propagates through both
+
+
+def _range_error(op, name, lo, hi, hint):
+    return ValueError(f"{op}: all elements of {name} should be between 0 and 1 "
+                      f"(got min {lo:.4g}, max {hi:.4g}){hint}")
+
+
+def _check_unit_interval(op, name, t, hint=""):
+    checks = getattr(_open, "checks", None)
+    if checks is not None:
+        checks.record(op, name, t, hint)
+        return
+    lo, hi = _host_extrema(t)
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # named first: NaN is not a range problem
+        raise ValueError(f"{op}: {name} has non-finite values (min {lo}, max {hi}); all "
+                         f"elements should be finite and between 0 and 1")
+    if lo < 0 or hi > 1:
+        raise _range_error(op, name, lo, hi, hint)
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction="mean"):
     op = "binary_cross_entropy"
     _loss_args(op, input, target, weight, size_average, reduce, reduction)
-    # torch checks both ranges too: a bad p is a silent wrong answer, a bad
-    # target a negative loss.
     _check_unit_interval(op, "input", input, "; for logits use binary_cross_entropy_with_logits")
     _check_unit_interval(op, "target", target)
     return _weighted(BinaryCrossEntropy, input, target, weight, reduction)

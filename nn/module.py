@@ -287,6 +287,26 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def forward(self, x):
-        for m in self._modules.values():
+        mods = list(self._modules.values())
+        i = 0
+        while i < len(mods):
+            m = mods[i]
+            nxt = mods[i + 1] if i + 1 < len(mods) else None
+            if _fusable(m, nxt):
+                # BatchNorm2d then ReLU / LeakyReLU: one fused op (nothing can
+                # see the intermediate: neither module has a hook).
+                x = m.forward_with_activation(x, nxt.fused_as, nxt.negative_slope)
+                i += 2
+                continue
             x = m(x)
+            i += 1
         return x
+
+
+def _fusable(m, nxt):
+    """True for a BatchNorm2d followed by a ReLU or LeakyReLU, exactly those
+    classes (a subclass may have its own forward), without hooks."""
+    return (nxt is not None and "fused_as" in type(nxt).__dict__
+            and "forward_with_activation" in type(m).__dict__
+            and not (m._forward_pre_hooks or m._forward_hooks or nxt._forward_pre_hooks
+                     or nxt._forward_hooks))

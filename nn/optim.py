@@ -5,6 +5,8 @@
 so optimizer checkpoints read like torch's.
 """
 
+import warnings
+
 import numpy as np
 
 from .autograd import enable_grad, no_grad
@@ -30,6 +32,15 @@ class Optimizer:
             if not isinstance(p, Tensor) or not p.is_leaf:
                 raise TypeError(f"{type(self).__name__}: can only optimize leaf Tensors, got "
                                 f"{type(p).__name__}")
+        if len({id(p) for p in group["params"]}) != len(group["params"]):
+            # torch's warning, word for word. The duplicates stay in the group
+            # (state_dict indexes them as torch does); each step updates a
+            # parameter once, since one multi-tensor launch must not write a
+            # tensor twice.
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; "
+                          "in future, this will cause an error; "
+                          "see github.com/pytorch/pytorch/issues/40967 for more information",
+                          stacklevel=3)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in group["params"]):
             raise ValueError(f"{type(self).__name__}: some parameters appear in more than one "
@@ -66,7 +77,7 @@ class Optimizer:
 
     def _with_grads(self, group):
         """The group's parameters that have a gradient, and their backend."""
-        params = [p for p in group["params"] if p.grad is not None]
+        params = list({id(p): p for p in group["params"] if p.grad is not None}.values())
         for p in params:
             if p.grad.shape != p.shape or p.grad.dtype != p.dtype:
                 raise RuntimeError(f"{type(self).__name__}: gradient {p.grad.shape} "

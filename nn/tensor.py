@@ -678,8 +678,21 @@ def _shape_arg(shape):
 
 def full(shape, fill_value, dtype=None, requires_grad=False):
     b = _backend_state.current()
-    return Tensor(b.full(tuple(shape), fill_value, _creation_dtype(dtype, "full")),
-                  requires_grad, _backend=b)
+    t = Tensor(b.full(tuple(shape), fill_value, _creation_dtype(dtype, "full")),
+               requires_grad, _backend=b)
+    # What the host knows of the values until the next in-place change (see
+    # known_fill): a check of them (BCE's range check) need not read them back.
+    t._filled = (float(fill_value), t._version.value)
+    return t
+
+
+def known_fill(t):
+    """The value every element of `t` holds, if `full` made it and nothing
+    has written into it since; else None."""
+    filled = getattr(t, "_filled", None)
+    if filled is None or filled[1] != t._version.value:
+        return None
+    return filled[0]
 
 
 def zeros(*shape, dtype=None, requires_grad=False):
@@ -700,6 +713,19 @@ def rand(*shape, dtype=None, requires_grad=False):
     b = _backend_state.current()
     return Tensor(b.random_uniform(_shape_arg(shape), 0.0, 1.0, _creation_dtype(dtype, "rand")),
                   requires_grad, _backend=b)
+
+
+def host_floats(backend, arrays):
+    """Python floats of one-element `backend` arrays, read back in ONE
+    device-to-host copy (each copy waits for the device): the arrays are
+    gathered into one float64 array on the device first."""
+    arrays = list(arrays)
+    if len(arrays) <= 1:
+        return [float(backend.to_host(a).reshape(())) for a in arrays]
+    gathered = backend.empty((len(arrays),), float64)
+    for i, a in enumerate(arrays):
+        backend.copy_(gathered[i:i + 1], backend.reshape(a, (1,)))
+    return [float(v) for v in backend.to_host(gathered)]
 
 
 def as_tensor_like(x, ref, op):

@@ -117,3 +117,121 @@ def test_optimizer_state_asking_for_unsupported_options_is_refused():
 def test_conv2d_module_has_torch_attributes():
     m = nn.Conv2d(1, 1, 1)
     assert m.output_padding == (0, 0) and m.stride == (1, 1) and m.padding == (0, 0)
+
+
+# ------------------------------------------------------------- issue 14 items
+def test_functional_batch_norm_refuses_momentum_none_naming_the_op():
+    # torch's functional refuses it too (TypeError): the cumulative average
+    # needs the count of batches, which only the module keeps.
+    with pytest.raises(TypeError, match=r"batch_norm: momentum must be a float, got None; "
+                                        r"for the cumulative moving average use "
+                                        r"BatchNorm2d\(momentum=None\)"):
+        F.batch_norm(t(4, 3, 2, 2), t(3), t(3), training=True, momentum=None)
+
+
+@pytest.mark.parametrize("name", ["numpy", "cupy"])
+def test_batch_norm2d_momentum_none_is_torchs_cumulative_average(name, seed):
+    import torch
+    from kernels import why_unavailable
+    if why_unavailable(name):
+        pytest.skip(f"backend {name!r} unavailable: {why_unavailable(name)}")
+    rng = np.random.default_rng(seed)
+    ref = torch.nn.BatchNorm2d(3, momentum=None).double()
+    with nn.use_backend(name):
+        ours = nn.BatchNorm2d(3, momentum=None, dtype=nn.float64)
+        for step in range(4):
+            x = rng.uniform(-2.0, 3.0, (5, 3, 4, 3)) * rng.uniform(0.5, 2.0, (1, 3, 1, 1))
+            y, t_y = ours(nn.tensor(x)), ref(torch.tensor(x))
+            assert np.abs(y.numpy() - t_y.detach().numpy()).max() < 1e-12
+            for buf in ("running_mean", "running_var"):
+                got, want = getattr(ours, buf).numpy(), getattr(ref, buf).numpy()
+                err = np.linalg.norm(got - want) / np.linalg.norm(want)
+                assert err < 1e-12, f"step {step}: {buf} relative error {err:.2e}"
+            assert int(ours.state_dict()["num_batches_tracked"].item()) == step + 1
+        # Loading torch's counter continues its average.
+        ours.load_state_dict(ref.state_dict())
+        x = rng.standard_normal((5, 3, 4, 3))
+        ours(nn.tensor(x)), ref(torch.tensor(x))
+        assert np.abs(ours.running_mean.numpy() - ref.running_mean.numpy()).max() < 1e-12
+
+
+def test_batch_norm_counter_is_counted_on_the_host_not_by_a_kernel():
+    # `num_batches_tracked += 1` on a device array is a CuPy-generated kernel
+    # (not ours) in every training forward; the counter lives on the host.
+    import kernels
+    B = kernels.get_backend("cupy")
+    with nn.use_backend("cupy"):
+        bn = nn.BatchNorm2d(3)
+        x = nn.randn(4, 3, 2, 2)
+        with B.count_traffic() as traffic:
+            bn(x)
+    assert bn.num_batches_tracked._backend.name == "numpy"
+    assert int(bn.num_batches_tracked.item()) == 1
+    assert traffic.d2h == traffic.h2d == 0
+    assert all(name.startswith("bn_") for name in traffic.launches), traffic.launches
+
+
+def test_duplicate_parameter_gives_torchs_warning_and_one_update():
+    import torch
+    p = nn.Parameter(t(3, dtype=nn.float64))
+    with pytest.warns(UserWarning, match=r"optimizer contains a parameter group with duplicate "
+                                         r"parameters; in future, this will cause an error"):
+        opt = nn.optim.Adam([p, p], lr=0.1)
+    with pytest.warns(UserWarning, match="duplicate parameters"):
+        torch.optim.Adam([torch.nn.Parameter(torch.ones(2))] * 2)
+    once = nn.Parameter(nn.tensor(p.numpy()))
+    ref = nn.optim.Adam([once], lr=0.1)
+    for q, o in ((p, opt), (once, ref)):
+        (q * q).sum().backward()
+        o.step()
+    assert np.array_equal(p.numpy(), once.numpy())  # updated once, not twice (nor raced)
+
+
+@pytest.mark.parametrize("name", ["numpy", "cupy"])
+def test_bce_names_non_finite_input_before_the_range(name):
+    from kernels import why_unavailable
+    if why_unavailable(name):
+        pytest.skip(f"backend {name!r} unavailable: {why_unavailable(name)}")
+    with nn.use_backend(name):
+        p = nn.tensor([0.2, float("nan"), 0.7])
+        with pytest.raises(ValueError, match=r"binary_cross_entropy: input has non-finite values"):
+            F.binary_cross_entropy(p, nn.ones(3))
+        with pytest.raises(ValueError, match=r"binary_cross_entropy: input has non-finite values"):
+            F.binary_cross_entropy(nn.tensor([0.5, float("inf")]), nn.ones(2))
+        # Deferred (a training step): non-finite is recorded, not raised...
+        with nn.losses.deferred_range_checks() as checks:
+            F.binary_cross_entropy(p, nn.ones(3))
+        assert checks.read() == ["binary_cross_entropy: input"]
+        # ... and a finite value outside [0, 1] is still the range error, read
+        # at logging time on a GPU backend, at once on NumPy.
+        with pytest.raises(ValueError, match=r"binary_cross_entropy: all elements of input "
+                                             r"should be between 0 and 1 \(got min 0.2, max 1.5\)"):
+            with nn.losses.deferred_range_checks() as checks:
+                F.binary_cross_entropy(nn.tensor([0.2, 1.5]), nn.ones(2))
+            checks.read()
+
+
+@pytest.mark.parametrize("name", ["numpy", "cupy"])
+def test_bce_training_with_non_finite_d_output_is_divergence(tmp_path, monkeypatch, capsys, name):
+    """--loss bce: a NaN D output exits 3 with train.py's divergence message,
+    never the "did you mean logits" range error (issue 14)."""
+    import train
+    from kernels import why_unavailable
+    if why_unavailable(name):
+        pytest.skip(f"backend {name!r} unavailable: {why_unavailable(name)}")
+    build = train.build_models
+
+    def nan_d(args, nc, ckpt):
+        netG, netD, optG, optD = build(args, nc, ckpt)
+        with nn.no_grad():
+            netD.main[-2].weight.fill_(float("nan"))  # the last conv: D(x) = sigmoid(NaN)
+        return netG, netD, optG, optD
+
+    monkeypatch.setattr(train, "build_models", nan_d)
+    argv = ["--dataset", "fake", "--imageSize", "16", "--ngf", "4", "--ndf", "4", "--nz", "8",
+            "--batchSize", "8", "--manualSeed", "7", "--workers", "1", "--dry-run",
+            "--backend", name, "--outf", str(tmp_path / "out")]
+    assert train.main(argv) == 3
+    err = capsys.readouterr().err
+    assert "training diverged at iteration 1" in err
+    assert "logits" not in err and "between 0 and 1" not in err

@@ -9,8 +9,11 @@
 // The tensor table. The launcher packs one small int64 array (one
 // host-to-device copy), row-major with one row per field and one column per
 // tensor (ntensors columns):
-//   Adam: param, grad, exp_avg, exp_avg_sq addresses | numel | first block |
-//         step_size = lr / (1 - beta1^t) | sqrt(1 - beta2^t)
+//   Adam: param, grad, exp_avg, exp_avg_sq addresses | numel | first block
+//         [| step_size = lr / (1 - beta1^t) | sqrt(1 - beta2^t), only when
+//         the tensors' step counts differ; when they agree, as they do in a
+//         training loop, the two scalars are kernel arguments, so the table
+//         does not change from step to step and the launcher uploads it once]
 //   SGD:  param, grad, momentum buffer addresses (0 without momentum) |
 //         numel | first block | 1 on the parameter's first step, else 0
 // The first-block row is the exclusive prefix sum of cdiv(numel, chunk); the
@@ -53,8 +56,10 @@
 // Hyperparameters arrive as doubles (the exact Python floats) and are
 // converted with T(x): float32 runs see the rounding NumPy applies.
 //
-// Note for CUDA graphs: the table is rebuilt and copied on each call (it
-// holds the step counts); a captured step would need a static buffer.
+// Note for CUDA graphs: the table is cached by the launcher (optim.py) and
+// re-uploaded only when an address changes; the step scalars are launch
+// arguments, which a captured graph would freeze, so a captured step leaves
+// the optimizer step outside the graph (dcgan/trainer.py, CapturedStep).
 #include "common.cuh"
 
 namespace {
@@ -122,7 +127,8 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads)
 adam_step(const long long* __restrict__ table, int ntensors, int chunk, double beta2,
           double one_minus_beta1, double one_minus_beta2, double eps, double weight_decay,
-          int has_weight_decay) {
+          int has_weight_decay, int per_tensor_steps, double step_size_all,
+          double bc2_sqrt_all) {
     const int k = find_tensor(table + A_START * ntensors, ntensors, blockIdx.x);
     const long long n = table[A_N * ntensors + k];
     const int begin = (int)(blockIdx.x - table[A_START * ntensors + k]) * chunk;
@@ -131,8 +137,10 @@ adam_step(const long long* __restrict__ table, int ntensors, int chunk, double b
     const T* __restrict__ grad = table_ptr<T>(table, A_G, ntensors, k);
     T* __restrict__ exp_avg = table_ptr<T>(table, A_M, ntensors, k);
     T* __restrict__ exp_avg_sq = table_ptr<T>(table, A_V, ntensors, k);
-    const T step_size = T(table_f64(table, A_STEP_SIZE, ntensors, k));
-    const T bc2_sqrt = T(table_f64(table, A_BC2_SQRT, ntensors, k));
+    const T step_size = T(per_tensor_steps ? table_f64(table, A_STEP_SIZE, ntensors, k)
+                                           : step_size_all);
+    const T bc2_sqrt = T(per_tensor_steps ? table_f64(table, A_BC2_SQRT, ntensors, k)
+                                          : bc2_sqrt_all);
     const T b2 = T(beta2), omb1 = T(one_minus_beta1), omb2 = T(one_minus_beta2);
     const T eps_ = T(eps), wd = T(weight_decay);
     for (int i = begin + (int)threadIdx.x; i < end; i += blockDim.x) {

@@ -4,11 +4,14 @@ CUDA C kernels of optim.cu, with the public API of kernels/triton/optim.py.
 Each call is ONE launch over every tensor of the group. The launcher builds
 the tensor table on the host (int64: device addresses from
 runtime.address, numel, each tensor's first block, per-tensor scalars as
-float64 bits), copies it to the device in one transfer (runtime.xp.asarray),
+float64 bits), copies it to the device in one transfer (runtime.xp.asarray)
+the first time it is needed (tables are cached by content: see _cached_table),
 and launches a 1-D grid over the blocks of all tensors; optim.cu describes
 the table and the kernels. Bias corrections are computed here in Python
 floats, exactly as torch and the NumPy backend compute them.
 """
+
+import collections
 
 import numpy as np
 
@@ -63,6 +66,34 @@ def _device_table(rows):
     return runtime.xp.asarray(host.ravel())
 
 
+# Tables already on the device, by their content: a training loop calls with
+# the same addresses step after step (the same parameters and states, and
+# gradients the memory pool hands out at the same places), so the upload,
+# which waits for the device, happens once. A few entries: one per optimizer.
+_TABLES = collections.OrderedDict()
+_TABLES_KEPT = 8
+
+
+def _cached_table(rows):
+    key = tuple(tuple(int(v) for v in r) for r in rows)
+    table = _TABLES.pop(key, None)
+    if table is None:
+        table = _device_table(rows)
+        while len(_TABLES) >= _TABLES_KEPT:
+            _TABLES.popitem(last=False)
+    _TABLES[key] = table  # most recently used last
+    return table
+
+
+def _adam_scalars(steps, lr, beta1, beta2):
+    """(per_tensor, step sizes, sqrt(1 - beta2^t)): Python floats, as torch
+    computes the bias corrections; one of each when every step count agrees."""
+    uniq = sorted(set(int(t) for t in steps))
+    ts = uniq if len(uniq) == 1 else list(steps)
+    return (len(uniq) != 1, [lr / (1 - beta1 ** float(t)) for t in ts],
+            [(1 - beta2 ** float(t)) ** 0.5 for t in ts])
+
+
 def adam_step_(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps,
                weight_decay):
     """torch.optim.Adam (amsgrad=False) over every tensor of the lists, in place.
@@ -82,17 +113,19 @@ def adam_step_(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, ep
     numel, starts, total = _blocks(op, params)
     if total == 0:
         return
-    # Python floats, as torch computes the bias corrections.
-    step_size = [lr / (1 - beta1 ** float(t)) for t in steps]
-    bc2_sqrt = [(1 - beta2 ** float(t)) ** 0.5 for t in steps]
-    table = _device_table([
-        [runtime.address(a) for a in params], [runtime.address(a) for a in grads],
-        [runtime.address(a) for a in exp_avgs], [runtime.address(a) for a in exp_avg_sqs],
-        numel, starts, _f64_bits(step_size), _f64_bits(bc2_sqrt)])
+    per_tensor, step_size, bc2_sqrt = _adam_scalars(steps, lr, beta1, beta2)
+    rows = [[runtime.address(a) for a in params], [runtime.address(a) for a in grads],
+            [runtime.address(a) for a in exp_avgs], [runtime.address(a) for a in exp_avg_sqs],
+            numel, starts]
+    if per_tensor:  # rare (parameters that joined late): a table for this call alone
+        table = _device_table(rows + [_f64_bits(step_size), _f64_bits(bc2_sqrt)])
+    else:
+        table = _cached_table(rows)
     MODULE.launch(f"adam_step<{ctype}>", (total,), (THREADS,), (
         table, np.int32(len(params)), np.int32(CHUNK), np.float64(beta2),
         np.float64(1 - beta1), np.float64(1 - beta2), np.float64(eps),
-        np.float64(weight_decay), np.int32(weight_decay != 0)))
+        np.float64(weight_decay), np.int32(weight_decay != 0), np.int32(per_tensor),
+        np.float64(step_size[0]), np.float64(bc2_sqrt[0])))
 
 
 def sgd_step_(params, grads, momentum_buffers, first_steps, lr, momentum, dampening,
@@ -117,7 +150,7 @@ def sgd_step_(params, grads, momentum_buffers, first_steps, lr, momentum, dampen
     if total == 0:
         return
     first = [1 if f else 0 for f in first_steps] if has_momentum else [0] * len(params)
-    table = _device_table([
+    table = _cached_table([
         [runtime.address(a) for a in params], [runtime.address(a) for a in grads],
         [runtime.address(b) if b is not None else 0 for b in bufs],
         numel, starts, first])

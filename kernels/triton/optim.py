@@ -40,10 +40,16 @@ _sgd_kernel
 BLOCK is 1024 elements per program on GPUs and 8192 under the interpreter
 (which pays per program); the updates do not depend on it.
 
-Note for CUDA graphs: the table is rebuilt and copied to the device on each
-call (it holds the step counts); a captured step would need it in a static
-buffer updated in place.
+Caching. When every tensor of the call is at the same step (a training
+loop), the two Adam scalars are kernel arguments and the table holds only
+addresses and sizes: it is cached by content (_cached_table) and uploaded
+once, not on every step. Per-tensor step counts (parameters that joined
+later) get the two extra rows and an upload for that call.
+Note for CUDA graphs: launch arguments are frozen in a captured graph, so a
+captured step keeps the optimizer step outside it (dcgan/trainer.py).
 """
+
+import collections
 
 import numpy as np
 import triton
@@ -104,7 +110,8 @@ def _typed(addr, IS_F64: tl.constexpr):
 # =============================================================== kernels
 @triton.jit
 def _adam_kernel(table, T, beta2_bits, omb1_bits, omb2_bits, eps_bits, wd_bits,
-                 HAS_WD: tl.constexpr, IS_F64: tl.constexpr, TP: tl.constexpr,
+                 step_size_bits, bc2_sqrt_bits, HAS_WD: tl.constexpr,
+                 PER_TENSOR_STEPS: tl.constexpr, IS_F64: tl.constexpr, TP: tl.constexpr,
                  BLOCK: tl.constexpr):
     t, blk = _locate(table, T, _A_START, TP)
     n = tl.load(table + _A_N * T + t)
@@ -119,8 +126,12 @@ def _adam_kernel(table, T, beta2_bits, omb1_bits, omb2_bits, eps_bits, wd_bits,
     m = tl.load(m_ptr + offs, mask=mask)
     v = tl.load(v_ptr + offs, mask=mask)
     dt: tl.constexpr = p.dtype
-    step_size = _f64(tl.load(table + _A_STEP * T + t)).to(dt)  # lr / (1 - b1^t)
-    bc2_sqrt = _f64(tl.load(table + _A_BC2 * T + t)).to(dt)  # sqrt(1 - b2^t)
+    if PER_TENSOR_STEPS:
+        step_size = _f64(tl.load(table + _A_STEP * T + t)).to(dt)  # lr / (1 - b1^t)
+        bc2_sqrt = _f64(tl.load(table + _A_BC2 * T + t)).to(dt)  # sqrt(1 - b2^t)
+    else:  # every tensor at the same step: the scalars are arguments
+        step_size = _f64(step_size_bits).to(dt)
+        bc2_sqrt = _f64(bc2_sqrt_bits).to(dt)
     beta2 = _f64(beta2_bits).to(dt)
     one_minus_b1 = _f64(omb1_bits).to(dt)
     one_minus_b2 = _f64(omb2_bits).to(dt)
@@ -206,6 +217,34 @@ def _device_table(rows):
     return xp.asarray(host.ravel())
 
 
+# Tables already on the device, by their content: a training loop calls with
+# the same addresses step after step (the same parameters and states, and
+# gradients the memory pool hands out at the same places), so the upload,
+# which waits for the device, happens once. A few entries: one per optimizer.
+_TABLES = collections.OrderedDict()
+_TABLES_KEPT = 8
+
+
+def _cached_table(rows):
+    key = tuple(tuple(int(v) for v in r) for r in rows)
+    table = _TABLES.pop(key, None)
+    if table is None:
+        table = _device_table(rows)
+        while len(_TABLES) >= _TABLES_KEPT:
+            _TABLES.popitem(last=False)
+    _TABLES[key] = table  # most recently used last
+    return table
+
+
+def _adam_scalars(steps, lr, beta1, beta2):
+    """(per_tensor, step sizes, sqrt(1 - beta2^t)): Python floats, as torch
+    computes the bias corrections; one of each when every step count agrees."""
+    uniq = sorted(set(int(t) for t in steps))
+    ts = uniq if len(uniq) == 1 else list(steps)
+    return (len(uniq) != 1, [lr / (1 - beta1 ** float(t)) for t in ts],
+            [(1 - beta2 ** float(t)) ** 0.5 for t in ts])
+
+
 def adam_step_(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps,
                weight_decay):
     """torch.optim.Adam (amsgrad=False) over every tensor of the lists, in place.
@@ -218,18 +257,18 @@ def adam_step_(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, ep
     numel, starts, total = _blocks(params)
     if total == 0:
         return
-    # Python floats, as torch computes the bias corrections.
-    step_size = [lr / (1 - beta1 ** float(t)) for t in steps]
-    bc2_sqrt = [(1 - beta2 ** float(t)) ** 0.5 for t in steps]
-    table = _device_table([
-        [address(a) for a in params], [address(a) for a in grads],
-        [address(a) for a in exp_avgs], [address(a) for a in exp_avg_sqs],
-        numel, starts, _f64_bits(step_size), _f64_bits(bc2_sqrt)])
+    per_tensor, step_size, bc2_sqrt = _adam_scalars(steps, lr, beta1, beta2)
+    rows = [[address(a) for a in params], [address(a) for a in grads],
+            [address(a) for a in exp_avgs], [address(a) for a in exp_avg_sqs], numel, starts]
+    if per_tensor:  # rare (parameters that joined late): a table for this call alone
+        table = _device_table(rows + [_f64_bits(step_size), _f64_bits(bc2_sqrt)])
+    else:
+        table = _cached_table(rows)
     T = len(params)
     _adam_kernel[(total,)](
         ptr(table), T, _arg(beta2), _arg(1 - beta1), _arg(1 - beta2), _arg(eps),
-        _arg(weight_decay), HAS_WD=weight_decay != 0, IS_F64=is_f64, TP=next_pow2(T),
-        BLOCK=BLOCK)
+        _arg(weight_decay), _arg(step_size[0]), _arg(bc2_sqrt[0]), HAS_WD=weight_decay != 0,
+        PER_TENSOR_STEPS=per_tensor, IS_F64=is_f64, TP=next_pow2(T), BLOCK=BLOCK)
 
 
 def sgd_step_(params, grads, momentum_buffers, first_steps, lr, momentum, dampening,
@@ -248,7 +287,7 @@ def sgd_step_(params, grads, momentum_buffers, first_steps, lr, momentum, dampen
     numel, starts, total = _blocks(params)
     if total == 0:
         return
-    table = _device_table([
+    table = _cached_table([
         [address(a) for a in params], [address(a) for a in grads],
         [address(b) if b is not None else 0 for b in bufs],
         numel, starts, [1 if f else 0 for f in first_steps]])
