@@ -12,7 +12,10 @@ setup(
     packages=find_packages(include=["kernels", "kernels.*", "nn", "nn.*", "dcgan", "dcgan.*"]),
     # The CUDA C sources are compiled at run time (NVRTC on a GPU, g++ under
     # NN_CUDA_EMULATE=1), so they ship with the package.
-    package_data={"kernels.cuda": ["*.cu", "*.cuh", "*.h"]},
+    # The digit classifier's weights (dcgan/weights/, the quality metrics'
+    # feature extractor) ship with the package too.
+    package_data={"kernels.cuda": ["*.cu", "*.cuh", "*.h"],
+                  "dcgan": ["weights/*.safetensors"]},
     python_requires=">=3.10",
     install_requires=["numpy>=1.24"],
     extras_require={
@@ -26,8 +29,10 @@ setup(
         # its interpreter (TRITON_INTERPRET=1, set by tests/conftest.py); the
         # CUDA C kernels run through kernels/cuda/emulate.h, which needs g++.
         # safetensors is the reference our own reader and writer (nn/serialization.py)
-        # are checked against, in both directions.
+        # are checked against, in both directions. CuPy and the NVRTC wheel
+        # install without a GPU: tests/test_nvrtc.py compiles every .cu file
+        # through NVRTC exactly as a GPU run does (no driver needed).
         "test": ["torch", "pytest", "pytest-benchmark", "hypothesis", "triton>=3.6,<3.10",
-                 "safetensors"] + TRAIN,
+                 "safetensors", "cupy-cuda13x", "nvidia-cuda-nvrtc"] + TRAIN,
     },
 )

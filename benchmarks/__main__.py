@@ -5,6 +5,7 @@
     python -m benchmarks --providers cupy,torch --no-step --out /tmp/bench
     python -m benchmarks --families unary,reduction,linalg --shapes large
     python -m benchmarks --smoke                      # seconds: CI's well-formedness check
+    python -m benchmarks --priority --time-budget 300 # a short GPU session (gpu_session.sh)
 
 On a CPU the providers are `numpy` and `torch` (same thread count); on a GPU
 `triton`, `cupy`, their TF32 variants, and torch eager (TF32 off and on) and
@@ -16,8 +17,10 @@ timed), or 2 for bad arguments.
 """
 
 import argparse
+import json
 import os
 import sys
+import time
 
 
 def parse(argv):
@@ -44,6 +47,12 @@ def parse(argv):
                                                   "results"), help="output folder")
     ap.add_argument("--tag", help="suffix for the output file names")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--priority", action="store_true",
+                    help="the order for a short GPU session: the whole step for every provider "
+                         "(torch.compile last), then the conv and transposed-conv ops, then the "
+                         "rest; torch.compile (max-autotune) on the step only")
+    ap.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                    help="start no new op case after this many seconds; what ran is written")
     ap.add_argument("--smoke", action="store_true",
                     help="tiny shapes, one run each, small peaks; includes CPU-simulated GPU "
                          "backends (meaningless timings, but every code path runs)")
@@ -121,20 +130,50 @@ def main(argv=None):
     # where torch-tf32 does (a GPU).
     step_providers = [p for p in providers
                       if ops.precision_of(p) == "fp32" or "torch-tf32" in providers]
-    step_rows = step.run_step(cases.MODEL_SETS[step_cfg], step_providers,
-                              device, timer, peaks) if step_cfg else []
+    # Every row is appended to <stem>.rows.jsonl as soon as it exists (the
+    # step's when the step ends, each op case's when it ends), so a run cut
+    # short by a timeout keeps what it measured.
+    meta = report.metadata(device, args.threads, argv)
+    stem = report.stem_for(meta, args.out, args.tag)
+    stream = _RowStream(stem + ".rows.jsonl")
+    start = time.perf_counter()
+    step_rows = []
+    if step_cfg:
+        cfg = cases.MODEL_SETS[step_cfg]
+        # Under --priority torch.compile's max-autotune (minutes of tuning)
+        # runs last, so that every other provider's step is saved first.
+        late = ["torch-compile"] if args.priority and "torch-compile" in step_providers else []
+        step_rows = step.run_step(cfg, [p for p in step_providers if p not in late], device,
+                                  timer, peaks)
+        stream.write("step", step_rows)
+        if late:
+            rows = [r for r in step.run_step(cfg, ["torch"] + late, device, timer, peaks)
+                    if r["provider"] in late]
+            stream.write("step", rows)
+            step_rows += rows
 
+    if args.priority:
+        op_cases = priority_order(op_cases)
     runner = ops.OpRunner(device, timer, peaks)
-    op_rows = []
+    op_rows, not_run = [], []
     for i, case in enumerate(op_cases):
-        op_rows += runner.run_case(case, providers, args.seed + i)
+        if args.time_budget is not None and time.perf_counter() - start > args.time_budget:
+            not_run = [c.label for c in op_cases[i:]]
+            print(f"benchmarks: --time-budget {args.time_budget:g} s spent; "
+                  f"{len(not_run)} op case(s) not run")
+            break
+        # --priority: no torch.compile on single ops (max-autotune tunes
+        # each case for tens of seconds); torch eager is cuDNN on a GPU.
+        here = [p for p in providers if not (args.priority and p == "torch-compile")]
+        rows = runner.run_case(case, here, args.seed + i)
+        stream.write("op", rows)
+        op_rows += rows
     report.print_rows(op_rows, step_rows)
 
-    meta = report.metadata(device, args.threads, argv)
     meta["simulated_providers"] = [p for p in providers if ops.simulated(p)]
-    files = report.write(report.stem_for(meta, args.out, args.tag), meta, peaks, op_rows,
-                         step_rows)
-    print("wrote " + ", ".join(files))
+    meta["not_run"] = not_run
+    files = report.write(stem, meta, peaks, op_rows, step_rows)
+    print("wrote " + ", ".join(files + [stream.path]))
     wrong = [r for r in op_rows + step_rows if r["status"] == "wrong"]
     if wrong:
         print(f"benchmarks: {len(wrong)} wrong answers (not timed): "
@@ -142,6 +181,38 @@ def main(argv=None):
                                   for r in wrong})), file=sys.stderr)
         return 1
     return 0
+
+
+# The families timed first under --priority (each conv kernel against
+# cuDNN, which is what torch runs on a GPU).
+PRIORITY_FAMILIES = ("conv", "conv_transpose")
+
+
+def priority_order(op_cases):
+    """The conv and transposed-conv cases first, the rest after, each group
+    in its original order."""
+    from kernels import registry
+
+    def first(c):
+        return registry.BY_NAME[c.op].family in PRIORITY_FAMILIES
+    return [c for c in op_cases if first(c)] + [c for c in op_cases if not first(c)]
+
+
+class _RowStream:
+    """Rows appended to a JSON-lines file as they are measured, flushed to
+    disk each time."""
+
+    def __init__(self, path):
+        self.path = path
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        open(path, "w").close()
+
+    def write(self, kind, rows):
+        with open(self.path, "a") as f:
+            for r in rows:
+                f.write(json.dumps(dict(r, kind=kind), default=float) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
 
 if __name__ == "__main__":

@@ -54,9 +54,10 @@ What it prints:
    the CPU emulators. --run executes them too. Under the CPU simulators
    (NN_CUDA_EMULATE=1, TRITON_INTERPRET=1; set here when no GPU is found)
    some launchers use smaller grids or larger blocks, because a simulated
-   program is expensive; while the op is called (with or without --run)
-   those constants are set to the values the same source uses on a GPU, so
-   the plan is a GPU's, and the header says which ones mattered.
+   program is expensive (each module's launch_checks.Plan states that
+   allowance); while the op is called (with or without --run) every plan
+   is switched to its "gpu" profile, so the plan is a GPU's, and the header
+   says which constants mattered.
 2. Registers and shared memory per program, from an offline compile for
    sm_90 (no GPU needed): CUDA C through nvcc -cubin -Xptxas -v with the
    flags of tests/test_cuda_sources.py and exactly the recorded template
@@ -97,8 +98,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # also runnable as a script
     sys.path.insert(0, ROOT)
 
-from benchmarks import cost  # noqa: E402
-from kernels import registry  # noqa: E402
+from benchmarks import aot, cost  # noqa: E402
+from kernels import debug, registry  # noqa: E402
 
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 
@@ -530,14 +531,20 @@ OPS = {op.name: BUILDERS[op.family] for op in registry.OPS
        if op.timed and op.family in BUILDERS}
 
 
-def build_case(a, B):
-    """The Case for the parsed arguments `a` on backend instance `B`."""
+def build_case(a, B, random=True):
+    """The Case for the parsed arguments `a` on backend instance `B`. With
+    random=False every array holds one valid value (cheap at large shapes;
+    enough when the kernels are recorded, not run)."""
     rng = np.random.default_rng(0)
 
     def arr(shape, positive=False, unit=False, domain=None, mask=False):
         # Values only matter with --run: keep them where every op is defined
         # (variances and invstd positive, probabilities inside (0, 1), a
         # unary op's inputs in its registry domain).
+        if not random:
+            value = (True if mask else 0.5 * (domain[0] + domain[1]) if domain is not None
+                     else 0.5)
+            return B.to_device(np.full(shape, value), np.bool_ if mask else a.dtype)
         if mask:
             return B.to_device(rng.random(size=shape) < 0.5, np.bool_)
         if domain is not None:
@@ -557,16 +564,20 @@ def build_case(a, B):
 @contextlib.contextmanager
 def record_cuda(record_only):
     """Launches of the CUDA C backend, through runtime.py's recording hook:
-    a list of dicts filled while the block runs."""
+    a list of dicts, each appended as its launch happens."""
     from kernels.cuda import runtime
     launches = []
+
+    class Appender:  # runtime.py appends (filename, name, grid, block) tuples
+        def append(self, launch):
+            filename, name, grid, block = launch
+            launches.append({"module": filename, "name": name, "grid": grid, "block": block})
+
     saved = runtime.recorder, runtime.record_only
-    runtime.recorder, runtime.record_only = [], bool(record_only)
+    runtime.recorder, runtime.record_only = Appender(), bool(record_only)
     try:
         yield launches
     finally:
-        for filename, name, grid, block in runtime.recorder:
-            launches.append({"module": filename, "name": name, "grid": grid, "block": block})
         runtime.recorder, runtime.record_only = saved
 
 
@@ -610,6 +621,7 @@ def record_triton(record_only):
             })
             if not record_only:
                 return original(self, grid)(*args, **kwargs)
+            debug.stand_in(list(args) + list(kwargs.values()))
         return launch
 
     KernelInterface.__getitem__ = getitem
@@ -681,49 +693,34 @@ def gpu_constants(module):
 
 @contextlib.contextmanager
 def gpu_plan(modules):
-    """Temporarily give the launchers' simulator-dependent constants their GPU
-    values (see gpu_constants); yields a list of what changed, as text."""
+    """Temporarily give the launchers their GPU constants; yields a list of
+    what changed, as text. Modules with a launch_checks.Plan switch through
+    it (use_profile("gpu")); a module without one (kernels/*/optim.py for
+    now) still has its simulator-dependent constants re-evaluated from its
+    source (gpu_constants), until it declares a Plan."""
+    from kernels import launch_checks
+    planned = [p for p in launch_checks.PLANS if p.module in modules]
     changes, saved = [], []
-    for m in modules:
-        for name, value in gpu_constants(m).items():
-            saved.append((m, name, getattr(m, name)))
-            changes.append(f"{m.__name__.split('.')[-1]}.{name} {getattr(m, name)!r} -> {value!r}")
-            setattr(m, name, value)
-    try:
-        yield changes
-    finally:
-        for m, name, value in reversed(saved):
-            setattr(m, name, value)
+    with launch_checks.use_profile("gpu", planned) as plan_changes:
+        changes += plan_changes
+        for m in modules:
+            if getattr(m, "PLAN", None) is not None:
+                continue
+            for name, value in gpu_constants(m).items():
+                saved.append((m, name, getattr(m, name)))
+                changes.append(f"{m.__name__.split('.')[-1]}.{name} {getattr(m, name)!r} -> "
+                               f"{value!r}")
+                setattr(m, name, value)
+        try:
+            yield changes
+        finally:
+            for m, name, value in reversed(saved):
+                setattr(m, name, value)
 
 
 # ============================================================ offline resources
-_PTXAS_ENTRY = re.compile(r"Compiling entry function '([^']+)'")
-_PTXAS_PROPS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
-_PTXAS_USED = re.compile(r"Used (\d+) registers")
-_PTXAS_SMEM = re.compile(r"(\d+) bytes smem")
-
-
-def parse_ptxas(log):
-    """{function: {"regs", "smem", "stack", "spill_stores", "spill_loads"}}
-    from a ptxas -v log (nvcc -Xptxas -v prints the same lines)."""
-    out, current = {}, None
-    for line in log.splitlines():
-        m = _PTXAS_ENTRY.search(line)
-        if m:
-            current = out.setdefault(m.group(1), {"smem": 0})
-            continue
-        if current is None:
-            continue
-        m = _PTXAS_PROPS.search(line)
-        if m:
-            current.update(stack=int(m.group(1)), spill_stores=int(m.group(2)),
-                           spill_loads=int(m.group(3)))
-        m = _PTXAS_USED.search(line)
-        if m:
-            current["regs"] = int(m.group(1))
-            s = _PTXAS_SMEM.search(line)
-            current["smem"] = int(s.group(1)) if s else 0
-    return out
+# ptxas -v's report, parsed in one place (benchmarks/aot.py).
+parse_ptxas = aot.parse_ptxas
 
 
 def _nvcc():
@@ -814,109 +811,22 @@ def cuda_resources(launches):
 
 def triton_jobs(launches):
     """The compile job of each launch (one per distinct specialization)."""
-    return [{"module": L["module"], "qualname": L["qualname"], "args": L["args"],
-             "kwargs": L["kwargs"]} for L in launches]
+    return aot.jobs_of(launches)
 
 
 def triton_resources(launches):
     """[resources dict or 'n/a: ...' string] per launch, compiled offline for
-    sm_90 in a subprocess that imports the kernels without TRITON_INTERPRET
-    (under the interpreter @triton.jit gives interpreter objects, which
-    Triton's compiler cannot take)."""
+    sm_90 by benchmarks/aot.py's workers (processes that import the kernels
+    without TRITON_INTERPRET: under it @triton.jit gives interpreter objects,
+    which Triton's compiler cannot take)."""
     jobs = triton_jobs(launches)
     unique = []
     for j in jobs:
         if j not in unique:
             unique.append(j)
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, "-c", "from benchmarks.inspect_kernel import _triton_worker; "
-                               "_triton_worker()"],
-        input=json.dumps(unique), capture_output=True, text=True, env=env, cwd=ROOT)
-    if proc.returncode != 0:
-        why = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return [f"n/a: the offline Triton compile failed: {why}"] * len(jobs), None
-    reply = json.loads(proc.stdout.strip().splitlines()[-1])
-    by_job = {json.dumps(j, sort_keys=True): r for j, r in zip(unique, reply["results"])}
-    return [by_job[json.dumps(j, sort_keys=True)] for j in jobs], reply["header"]
-
-
-def _triton_worker():
-    """Subprocess entry: compile the jobs on stdin for sm_90, print JSON."""
-    import importlib
-    import importlib.util
-    if importlib.util.find_spec("cupy") is None:
-        # kernels/triton/common.py imports cupy when TRITON_INTERPRET is off;
-        # compiling needs only the kernel definitions, never an array.
-        sys.modules["cupy"] = types.ModuleType("cupy")
-
-    import torch
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.backends.nvidia.compiler import get_ptxas, sm_arch_from_capability
-    from triton.compiler import ASTSource
-    from triton.compiler.compiler import make_backend
-    from triton.runtime.jit import JITFunction, create_function_from_signature
-
-    target = GPUTarget("cuda", TARGET_CAPABILITY, 32)
-    backend = make_backend(target)
-    ptxas = get_ptxas(TARGET_CAPABILITY).path
-    arch = sm_arch_from_capability(TARGET_CAPABILITY)
-
-    def rebuild(v):
-        if isinstance(v, dict) and "unsupported" in v:
-            raise TypeError(f"an argument of type {v['unsupported']} ({v['repr']}) was not "
-                            f"recorded in a form this tool can rebuild")
-        if isinstance(v, dict) and "tensor" in v:
-            t = torch.empty(64, dtype=getattr(torch, v["tensor"]))
-            return t if v["aligned"] else t[1:]  # off 16-byte alignment, as recorded
-        return v
-
-    results = []
-    for job in json.load(sys.stdin):
-        try:
-            fn = getattr(importlib.import_module(job["module"]), job["qualname"])
-            if not isinstance(fn, JITFunction):
-                raise RuntimeError(f"{job['qualname']} is {type(fn).__name__}, not a JITFunction")
-            args = [rebuild(v) for v in job["args"]]
-            kwargs = {k: rebuild(v) for k, v in job["kwargs"].items()}
-            # As JITFunction.run does before compiling: bind, specialize, pack.
-            kwargs["debug"] = kwargs.get("debug", fn.debug) or triton.knobs.runtime.debug
-            binder = create_function_from_signature(fn.signature, fn.params, backend)
-            bound, specialization, options = binder(*args, **kwargs)
-            options, signature, constexprs, attrs = fn._pack_args(backend, kwargs, bound,
-                                                                  specialization, options)
-            kernel = triton.compile(ASTSource(fn, signature, constexprs, attrs), target=target,
-                                    options=options.__dict__)
-            md = kernel.metadata
-            with tempfile.TemporaryDirectory() as tmp:
-                src = os.path.join(tmp, "k.ptx")
-                with open(src, "w") as f:
-                    f.write(kernel.asm["ptx"])
-                # make_cubin's own command line (backends/nvidia/compiler.py).
-                cmd = [ptxas, "-lineinfo", *([] if md.enable_fp_fusion else ["--fmad=false"]),
-                       "-v", f"--gpu-name={arch}", src, "-o", os.path.join(tmp, "k.cubin")]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"ptxas failed: {proc.stderr.strip()[-300:]}")
-            found = parse_ptxas(proc.stdout + proc.stderr).get(md.name)
-            if found is None or "regs" not in found:
-                raise RuntimeError("ptxas -v printed no register count")
-            # Triton's shared memory is dynamic (ptxas reports 0); its size
-            # is the compiler's, in the metadata.
-            found.update(smem=int(md.shared), num_warps=int(md.num_warps),
-                         num_stages=int(md.num_stages))
-            results.append(found)
-        except Exception as e:  # one kernel's failure must not hide the others
-            results.append(f"n/a: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"
-                           if str(e).strip() else f"n/a: {type(e).__name__}")
-    version = subprocess.run([ptxas, "--version"], capture_output=True, text=True).stdout
-    release = re.search(r"release ([\d.]+)", version)
-    header = (f"triton {triton.__version__} compile for GPUTarget('cuda', {TARGET_CAPABILITY}, 32); "
-              f"registers from its bundled ptxas {release.group(1) if release else '?'} -v "
-              f"--gpu-name={arch}; shared memory from the compiled metadata")
-    print(json.dumps({"header": header, "results": results}))
+    results, header = aot.compile_jobs(unique, workers=1)
+    by_job = {json.dumps(j, sort_keys=True): r for j, r in zip(unique, results)}
+    return [by_job[json.dumps(j, sort_keys=True)] for j in jobs], header
 
 
 def occupancy(threads, regs, smem):

@@ -1,11 +1,25 @@
 """Host-side pieces the GPU backends' launchers share: argument checks that
 name the op, and the integer arithmetic of grids and splits.
 
+Launch plans. A launcher module's tuning constants (block sizes, grid
+caps, split targets) are declared once per device profile in a `Plan`:
+"gpu", what a GPU runs, and "simulator", the stated allowance where a CPU
+simulator (Triton's interpreter, the CUDA emulator) would be too slow with
+the GPU value, each with its reason. The module's globals hold the active
+profile's values (the machine's own at import); `use_profile("gpu")` gives
+every plan its GPU values for a while, so the simulators run the GPU plans
+(the tests of kernels/... under the GPU profile, benchmarks/aot.py and
+inspect_kernel.py record them). The launchers' planning functions are then
+pure functions of the shapes and the active profile.
+
 Both the Triton launchers (kernels/triton/) and the CUDA C launchers
 (kernels/cuda/) call these, so a bad argument gets the same message whichever
 backend runs, and both backends split work identically (the split-K factor
 of a weight gradient, for one, is a pure function of the shapes).
 """
+
+import contextlib
+import sys
 
 import numpy as np
 
@@ -144,3 +158,70 @@ def check_batch_norm(op, x, dy=None, **per_channel):
         if a is not None and tuple(a.shape) != (C,):
             fail(op, f"{name} must have shape ({C},) for {C} channels, got {tuple(a.shape)}")
     return dtype, N, C, H * W
+
+
+# ------------------------------------------------------------- launch plans
+PROFILES = ("gpu", "simulator")
+PLANS = []  # every Plan, in import order
+
+
+class Plan:
+    """The profile-dependent constants of launcher module `module`.
+
+    gpu: every constant's value on a GPU. simulator: the allowance, the
+    subset that differs under a simulator, with `why` saying why (speed:
+    the interpreter pays per program and per operation, not per element).
+    The module's globals are set to the active profile's values."""
+
+    def __init__(self, module, simulated, gpu, simulator, why):
+        if not set(simulator) <= set(gpu):
+            raise ValueError(f"{module}: simulator allowance for unknown constants "
+                             f"{sorted(set(simulator) - set(gpu))}")
+        self.module = sys.modules[module]
+        self.gpu, self.simulator, self.why = dict(gpu), {**gpu, **simulator}, why
+        self.allowance = dict(simulator)
+        self.machine = "simulator" if simulated else "gpu"
+        PLANS.append(self)
+        self.apply(self.machine)
+
+    def values(self, profile):
+        if profile not in PROFILES:
+            raise ValueError(f"unknown device profile {profile!r}; expected one of {PROFILES}")
+        return dict(self.gpu if profile == "gpu" else self.simulator)
+
+    def apply(self, profile):
+        for name, value in self.values(profile).items():
+            setattr(self.module, name, value)
+
+    def current(self, *names):
+        """The module's current values of `names` (for its own globals)."""
+        return tuple(getattr(self.module, n) for n in names)
+
+    def constants(self, profile=None):
+        """{name: value} of `profile`, or the module's current values (the
+        active profile, or a test's monkeypatch) when profile is None."""
+        if profile is not None:
+            return self.values(profile)
+        return {n: getattr(self.module, n) for n in self.gpu}
+
+
+@contextlib.contextmanager
+def use_profile(profile, plans=None):
+    """Give every plan (or those in `plans`) the constants of `profile` for
+    the block; yields the list of changes as text. The values are restored
+    after, including any a test had monkeypatched."""
+    plans = PLANS if plans is None else plans
+    saved, changes = [], []
+    for p in plans:
+        for name, value in p.values(profile).items():
+            old = getattr(p.module, name)
+            saved.append((p.module, name, old))
+            if old != value:
+                changes.append(f"{p.module.__name__.split('.')[-1]}.{name} {old!r} -> {value!r}")
+    for p in plans:
+        p.apply(profile)
+    try:
+        yield changes
+    finally:
+        for module, name, value in reversed(saved):
+            setattr(module, name, value)

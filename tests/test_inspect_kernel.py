@@ -171,17 +171,21 @@ def test_recording_hook_keeps_results():
     assert [L["name"] for L in launches] == ["act_forward<double>"]
 
 
-def test_gpu_constants_read_from_source():
-    # The simulator-dependent launcher constants, as the source sets them on a GPU.
+def test_gpu_plan_switches_every_launcher_to_its_gpu_constants():
+    # Modules with a launch_checks.Plan switch through it; a module without
+    # one (optim.py) has its constants re-evaluated from its source.
     from kernels.cuda import elementwise, optim, reduce, runtime
     if not runtime.EMULATE:
         pytest.skip("on a GPU the constants already have their GPU values")
-    assert ik.gpu_constants(elementwise) == {"MAX_BLOCKS": 132 * 16}
-    assert ik.gpu_constants(optim) == {"CHUNK": 1024}
-    assert ik.gpu_constants(reduce) == {"TARGET_BLOCKS": 264, "MAX_BLOCKS": 132 * 32}
-    with ik.gpu_plan([elementwise]) as changes:
-        assert elementwise.MAX_BLOCKS == 132 * 16 and changes
-    assert elementwise.MAX_BLOCKS == 8
+    assert elementwise.PLAN.gpu == {"MAX_BLOCKS": 132 * 16} and elementwise.MAX_BLOCKS == 8
+    assert reduce.PLAN.gpu == {"TARGET_BLOCKS": 264, "MAX_BLOCKS": 132 * 32}
+    unplanned = ik.gpu_constants(optim) if getattr(optim, "PLAN", None) is None else {}
+    with ik.gpu_plan([elementwise, reduce, optim]) as changes:
+        assert elementwise.MAX_BLOCKS == 132 * 16 and reduce.TARGET_BLOCKS == 264
+        assert "elementwise.MAX_BLOCKS 8 -> 2112" in changes
+        for name, value in unplanned.items():
+            assert getattr(optim, name) == value
+    assert elementwise.MAX_BLOCKS == 8 and reduce.MAX_BLOCKS == 4
 
 
 def test_parse_ptxas():

@@ -29,7 +29,11 @@ from .runtime import empty
 
 THREADS = 256
 ILP = 4  # elements per thread per tile: EW_ILP in elementwise.cu
-MAX_BLOCKS = 8 if runtime.EMULATE else 132 * 16
+PLAN = lc.Plan(__name__, runtime.EMULATE, gpu={"MAX_BLOCKS": 132 * 16},
+               simulator={"MAX_BLOCKS": 8},
+               why="the emulator runs blocks one after another: few blocks, the same "
+                   "grid-stride code path")
+(MAX_BLOCKS,) = PLAN.current("MAX_BLOCKS")
 
 _FLOAT = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 # The dtypes astype converts between, in every direction.

@@ -36,10 +36,11 @@ ILP = 4              # RD_ILP in reduce.cu
 ROW_WARP_MAX = 2048  # rows up to this long get one warp each, longer ones a block
 MIN_ITERS = 4        # loop iterations per thread in a chunk of a split R, at least
 MAX_CHUNKS = 65535   # grid.y limit
-if runtime.EMULATE:
-    TARGET_BLOCKS, MAX_BLOCKS = 8, 4
-else:  # pragma: no cover - needs a GPU
-    TARGET_BLOCKS, MAX_BLOCKS = 264, 132 * 32
+PLAN = lc.Plan(__name__, runtime.EMULATE, gpu={"TARGET_BLOCKS": 264, "MAX_BLOCKS": 132 * 32},
+               simulator={"TARGET_BLOCKS": 8, "MAX_BLOCKS": 4},
+               why="the emulator runs blocks one after another: the same code paths "
+                   "(split R, grid-stride rows) with fewer blocks")
+TARGET_BLOCKS, MAX_BLOCKS = PLAN.current("TARGET_BLOCKS", "MAX_BLOCKS")
 
 _CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 # The op functors of reduce.cu, by the name the launchers use.
@@ -49,6 +50,35 @@ _ARG = ("argmax", "argmin")
 
 MODULE = runtime.Module("reduce.cu", [f"{k}<{f}<{t}>>" for k in ("reduce_rows", "reduce_cols")
                                       for f in _FUNCTORS.values() for t in _CTYPE.values()])
+
+
+def plan(outer, R, inner, allow_split=True, profile=None):
+    """The launch plan of one pass over x viewed as (outer, R, inner): a
+    function of the shape and the device profile ("gpu" or "simulator",
+    launch_checks.Plan; None: the active one). Rows (inner == 1) get a warp
+    each up to ROW_WARP_MAX, else a block; columns get tx lanes across
+    inner. R is split into n_chunks chunks when the pass has fewer than
+    TARGET_BLOCKS blocks; the grid is capped at MAX_BLOCKS (the kernels
+    stride over the rest)."""
+    consts = PLAN.constants(profile)
+    if inner == 1:
+        group, tx, n_iblocks = (32 if R <= ROW_WARP_MAX else THREADS), 0, 0
+        blocks = lc.cdiv(outer, THREADS // group)
+        step = ILP * group  # elements of a row one loop iteration covers
+    else:
+        group, tx = 0, min(32, lc.next_pow2(inner))
+        n_iblocks = lc.cdiv(inner, tx)
+        blocks = outer * n_iblocks
+        step = ILP * (THREADS // tx)
+    n_chunks, chunk = 1, max(R, 1)
+    min_chunk = MIN_ITERS * step
+    target = consts["TARGET_BLOCKS"]
+    if allow_split and blocks < target and R >= 2 * min_chunk:
+        want = min(lc.cdiv(target, blocks), R // min_chunk, MAX_CHUNKS)
+        n_chunks, chunk = lc.chunked(R, want, step)
+    return {"group": group, "tx": tx, "n_iblocks": n_iblocks, "blocks": blocks,
+            "n_chunks": n_chunks, "chunk": chunk,
+            "grid": (min(blocks, consts["MAX_BLOCKS"]), n_chunks), "block": (THREADS,)}
 
 
 def _pass(name, op, x, outer, R, inner, divisor, mean=None, xi=None, allow_split=True):
@@ -61,20 +91,9 @@ def _pass(name, op, x, outer, R, inner, divisor, mean=None, xi=None, allow_split
     if outer * inner == 0:
         return empty((outer, inner), np.int64 if arg else x.dtype)
     ctype = _CTYPE[x.dtype]
-    if inner == 1:
-        group = 32 if R <= ROW_WARP_MAX else THREADS
-        blocks = lc.cdiv(outer, THREADS // group)
-        step = ILP * group  # elements of a row one loop iteration covers
-    else:
-        tx = min(32, lc.next_pow2(inner))
-        n_iblocks = lc.cdiv(inner, tx)
-        blocks = outer * n_iblocks
-        step = ILP * (THREADS // tx)
-    n_chunks, chunk = 1, max(R, 1)
-    min_chunk = MIN_ITERS * step
-    if allow_split and blocks < TARGET_BLOCKS and R >= 2 * min_chunk:
-        want = min(lc.cdiv(TARGET_BLOCKS, blocks), R // min_chunk, MAX_CHUNKS)
-        n_chunks, chunk = lc.chunked(R, want, step)
+    p = plan(outer, R, inner, allow_split)
+    group, tx, n_iblocks, blocks = p["group"], p["tx"], p["n_iblocks"], p["blocks"]
+    n_chunks, chunk, grid = p["n_chunks"], p["chunk"], p["grid"]
     final = n_chunks == 1
     if final:
         out = empty((outer, inner), np.int64 if arg else x.dtype)
@@ -85,7 +104,6 @@ def _pass(name, op, x, outer, R, inner, divisor, mean=None, xi=None, allow_split
         lc.check_size(name, "the partial results", dst.size)
     divide = final and divisor is not None
     div = (np.int32(1), np.float64(divisor)) if divide else (np.int32(0), np.float64(1.0))
-    grid = (min(blocks, MAX_BLOCKS), n_chunks)
     kernel = f"<{_FUNCTORS[op]}<{ctype}>>"
     if inner == 1:
         MODULE.launch("reduce_rows" + kernel, grid, (THREADS,),

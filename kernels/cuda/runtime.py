@@ -54,6 +54,12 @@ else:  # pragma: no cover - needs a GPU
         import cupy as xp
     except ImportError:  # importable anyway (the compile check needs only the names)
         xp = None
+    # NN_CUPY_NO_POOL=1 (tests/sanitize_cuda.sh): every allocation is its own
+    # cudaMalloc, so compute-sanitizer sees an out-of-bounds access that the
+    # memory pool would hide inside a larger pooled block.
+    if xp is not None and os.environ.get("NN_CUPY_NO_POOL") == "1":
+        xp.cuda.set_allocator(None)
+        xp.cuda.set_pinned_memory_allocator(None)
 
 check_launches = os.environ.get("NN_CUDA_DEBUG") == "1"
 MODULES = []  # every Module created, for the compile check
@@ -62,7 +68,8 @@ MODULES = []  # every Module created, for the compile check
 # list, every launch appends (filename, name, grid, block) to it, after the
 # usual argument checks; with `record_only` also true the kernel is neither
 # compiled nor run, so that the launch plan of a large shape costs nothing
-# (outputs are then left as allocated). Off by default.
+# (small floating-point arguments are then set to debug.STAND_IN, the rest
+# left as allocated). Off by default.
 recorder = None
 record_only = False
 
@@ -111,6 +118,12 @@ class Module:
         with open(self.path) as f:
             return f.read()
 
+    def nvrtc_request(self):
+        """(source, options, name expressions): what a GPU build hands
+        cupy.RawModule, which adds its own options and runs NVRTC. The one
+        definition of it: tests/test_nvrtc.py compiles exactly this."""
+        return self.source(), NVRTC_OPTIONS + (f"-I{HERE}",), tuple(self.name_expressions)
+
     def launch(self, name, grid, block, args):
         if name not in self._index:
             raise CudaKernelError(f"{self.filename}: {name!r} is not one of this module's "
@@ -126,6 +139,7 @@ class Module:
         if recorder is not None:
             recorder.append((self.filename, name, grid, block))
             if record_only:
+                debug.stand_in(args)  # see kernels/debug.py
                 return
         if self._compiled is None:
             self._compiled = (self._build_emulated if EMULATE else self._build_gpu)()
@@ -137,8 +151,8 @@ class Module:
             raise CudaKernelError(f"{self.filename}: CuPy is not installed (pip install -e "
                                   f".[cupy]); NN_CUDA_EMULATE=1 runs the kernels on the CPU")
         try:
-            module = xp.RawModule(code=self.source(), options=NVRTC_OPTIONS + (f"-I{HERE}",),
-                                  name_expressions=self.name_expressions)
+            source, options, names = self.nvrtc_request()
+            module = xp.RawModule(code=source, options=options, name_expressions=names)
             module.compile()
         except Exception as e:
             raise CudaKernelError(f"{self.filename} failed to compile with NVRTC: {e}") from e

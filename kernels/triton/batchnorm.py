@@ -95,15 +95,17 @@ import triton.language as tl
 
 from . import common
 from .common import cdiv, next_pow2, ptr
-from ..launch_checks import bn_activation_code, check_batch_norm
+from ..launch_checks import Plan, bn_activation_code, check_batch_norm
 
 TARGET_PROGRAMS = 1024  # (channel, chunk) programs per reduction: ~8 per SM on an H100
-MAX_BLOCK = 1024        # elements per program per loop step in the reductions
-EW_BLOCK = 1024         # elements per program in the elementwise passes
-if common.INTERPRET:
-    # The interpreter runs programs one after another, each op costing ~0.1 ms
-    # of Python whatever its size: fewer, larger programs (same kernels).
-    MAX_BLOCK, EW_BLOCK = 4096, 16384
+PLAN = Plan(__name__, common.INTERPRET,
+            # elements per program per loop step in the reductions; per
+            # program in the elementwise passes
+            gpu={"MAX_BLOCK": 1024, "EW_BLOCK": 1024},
+            simulator={"MAX_BLOCK": 4096, "EW_BLOCK": 16384},
+            why="the interpreter runs programs one after another, each op costing ~0.1 ms "
+                "of Python whatever its size: fewer, larger programs (same kernels)")
+MAX_BLOCK, EW_BLOCK = PLAN.current("MAX_BLOCK", "EW_BLOCK")
 
 
 # ---------------------------------------------------------------- helpers
@@ -350,11 +352,12 @@ def _bn_backward_dx_kernel(dy_ptr, x_ptr, mean_ptr, invstd_ptr, w_ptr, b_ptr, co
 
 
 # ------------------------------------------------------------- launchers
-def _split(M, C):
+def _split(M, C, profile=None):
     """(BLOCK, chunk, nchunk): each channel's M elements in nchunk chunks of
     `chunk` = STEPS * BLOCK elements so that C * nchunk ~ TARGET_PROGRAMS.
-    STEPS is a power of two (few distinct compiled variants)."""
-    block = min(MAX_BLOCK, next_pow2(M))
+    STEPS is a power of two (few distinct compiled variants). `profile`:
+    "gpu" or "simulator" (launch_checks.Plan), None for the active one."""
+    block = min(PLAN.constants(profile)["MAX_BLOCK"], next_pow2(M))
     wanted = max(1, cdiv(TARGET_PROGRAMS, C))
     chunk = next_pow2(cdiv(cdiv(M, wanted), block)) * block
     return block, chunk, max(1, cdiv(M, chunk))

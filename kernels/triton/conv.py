@@ -185,7 +185,7 @@ import triton.language as tl
 from . import common
 from .matmul import block_product, dot_args, gemm_blocks, gemm_loop, launch_opts
 from ..conv_geometry import check_backward_input, check_backward_weight, check_forward, phase_taps
-from ..launch_checks import check_arrays, check_ndim, clamp_pow2, splitk_plan
+from ..launch_checks import Plan, check_arrays, check_ndim, clamp_pow2, splitk_plan
 
 # ------------------------------------------------------------------ kernels
 
@@ -436,7 +436,11 @@ def _conv2d_bgrad_kernel(dy_ptr, db_ptr, N, K, HW, BLOCK: tl.constexpr):
 # interpreter has no registers and pays per tl operation, not per element, so
 # there float64 takes float32's larger tiles: 3-6x faster on the test shapes.
 # (matmul.py, whose block rule `gemm_blocks` this module uses, has the same switch.)
-_FP64_SMALL_TILES = not common.INTERPRET
+PLAN = Plan(__name__, common.INTERPRET, gpu={"_FP64_SMALL_TILES": True},
+            simulator={"_FP64_SMALL_TILES": False},
+            why="no registers in the interpreter, which pays per tl operation: float64 "
+                "takes float32's larger tiles, 3-6x faster on the test shapes")
+(_FP64_SMALL_TILES,) = PLAN.current("_FP64_SMALL_TILES")
 
 
 def conv2d_forward(x, w, b, stride, padding, dilation, groups=1):

@@ -137,10 +137,13 @@ import triton.language as tl
 
 from .. import registry, strided
 from . import common
+from ..launch_checks import Plan
 from .common import cdiv, empty, ptr, xp
 
 # Elements per program (see the end of the docstring).
-BLOCK = 8192 if common.INTERPRET else 1024
+PLAN = Plan(__name__, common.INTERPRET, gpu={"BLOCK": 1024}, simulator={"BLOCK": 8192},
+            why="the interpreter pays per program and per operation, not per element")
+(BLOCK,) = PLAN.current("BLOCK")
 MAX_RANK = strided.MAX_RANK  # dims after coalescing (kernels/strided.py)
 
 # The OP table of _ewise_kernel. The groups are ranges: binary arithmetic
@@ -270,12 +273,20 @@ def _fill_kernel(out_ptr, n, bits, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     dt: tl.constexpr = out_ptr.dtype.element_ty
+    # The integer of dt's width holding the bits (strided.bits gives them as
+    # that signed integer); bool is the one type stored as 0/1, not bitcast.
     if dt.primitive_bitwidth == 64:
-        vals = tl.full([BLOCK], 0, dt) + tl.cast(bits, tl.int64).to(dt, bitcast=True)
+        word = tl.cast(bits, tl.int64)
     elif dt.primitive_bitwidth == 32:
-        vals = tl.full([BLOCK], 0, dt) + tl.cast(bits, tl.int32).to(dt, bitcast=True)
-    else:  # bool
+        word = tl.cast(bits, tl.int32)
+    elif dt.primitive_bitwidth == 16:
+        word = tl.cast(bits, tl.int16)
+    else:
+        word = tl.cast(bits, tl.int8)
+    if dt.primitive_bitwidth == 1:  # bool
         vals = (tl.full([BLOCK], 0, tl.int32) + bits) != 0
+    else:
+        vals = tl.full([BLOCK], 0, dt) + word.to(dt, bitcast=True)
     tl.store(out_ptr + offs, vals, mask=offs < n)
 
 

@@ -130,7 +130,7 @@ import triton.language as tl
 
 from . import common
 from .. import strided
-from ..launch_checks import INT32_LIMIT, check_size, clamp_pow2, fail
+from ..launch_checks import INT32_LIMIT, Plan, check_size, clamp_pow2, fail
 
 # ------------------------------------------------------------- the GEMM core
 
@@ -223,7 +223,11 @@ def _matmul_kernel(
 # float64's broadcast product needs small tiles on a GPU (registers). The
 # interpreter has no registers and pays per tl operation, not per element, so
 # there float64 takes float32's larger tiles (conv.py has the same switch).
-_FP64_SMALL_TILES = not common.INTERPRET
+PLAN = Plan(__name__, common.INTERPRET, gpu={"_FP64_SMALL_TILES": True},
+            simulator={"_FP64_SMALL_TILES": False},
+            why="no registers in the interpreter, which pays per tl operation: float64 "
+                "takes float32's larger tiles")
+(_FP64_SMALL_TILES,) = PLAN.current("_FP64_SMALL_TILES")
 
 GROUP_M = 8       # tile rows per group of the grouped ordering
 MAX_GRID_Y = 65535  # CUDA's limit on grid axis 1 (the batch axis here)

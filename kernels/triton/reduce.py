@@ -83,16 +83,17 @@ import triton.language as tl
 from .. import strided
 from . import common
 from .common import cdiv, empty, next_pow2, ptr
+from ..launch_checks import Plan
 from .elementwise import _f64_arg, contiguous, fill_, nan_like, quiet
 
-if common.INTERPRET:
-    # The interpreter pays per program and per operation, not per element:
-    # big tiles and few programs.
-    _TILE, _MAX_BLOCK_R, _TARGET_PROGRAMS = 16384, 8192, 8
-else:  # pragma: no cover - needs a GPU
-    # 2048 accumulators = 16 registers per thread at 4 warps; two programs
-    # per SM of an H100 (132 SMs) before a pass bothers splitting R.
-    _TILE, _MAX_BLOCK_R, _TARGET_PROGRAMS = 2048, 1024, 264
+# GPU: 2048 accumulators = 16 registers per thread at 4 warps; two programs
+# per SM of an H100 (132 SMs) before a pass bothers splitting R.
+PLAN = Plan(__name__, common.INTERPRET,
+            gpu={"_TILE": 2048, "_MAX_BLOCK_R": 1024, "_TARGET_PROGRAMS": 264},
+            simulator={"_TILE": 16384, "_MAX_BLOCK_R": 8192, "_TARGET_PROGRAMS": 8},
+            why="the interpreter pays per program and per operation, not per element: "
+                "big tiles and few programs")
+_TILE, _MAX_BLOCK_R, _TARGET_PROGRAMS = PLAN.current("_TILE", "_MAX_BLOCK_R", "_TARGET_PROGRAMS")
 _MAX_BLOCK_I = 128
 _MIN_ITERS_PER_CHUNK = 4
 
@@ -277,6 +278,37 @@ def _reduce_cols_kernel(x_ptr, c_ptr, pos_ptr, out_ptr, idx_ptr, R, inner, n_ibl
 
 
 # ============================================================= launchers
+def plan(outer, R, inner, arg=False, allow_split=True, profile=None):
+    """The launch plan of one pass over x viewed as (outer, R, inner): a
+    function of the shape and the device profile ("gpu" or "simulator",
+    launch_checks.Plan; None: the active one). Rows (inner == 1) take
+    BLOCK_O rows x BLOCK_R columns per program, columns BLOCK_I x BLOCK_R,
+    about a tile of accumulators (half for the arg ops, which carry
+    indices); R is split into chunks (a multiple of BLOCK_R each) when there
+    are fewer than _TARGET_PROGRAMS programs and enough work per chunk."""
+    c = PLAN.constants(profile)
+    tile = c["_TILE"] // 2 if arg else c["_TILE"]
+    block_o = block_i = n_iblocks = 0
+    if inner == 1:
+        block_r = min(next_pow2(R), c["_MAX_BLOCK_R"])
+        block_o = min(max(1, tile // block_r), next_pow2(outer))
+        programs = cdiv(outer, block_o)
+    else:
+        block_i = min(next_pow2(inner), _MAX_BLOCK_I)
+        block_r = min(max(1, tile // block_i), next_pow2(R))
+        n_iblocks = cdiv(inner, block_i)
+        programs = outer * n_iblocks
+    n_chunks, chunk = 1, max(R, 1)
+    min_chunk = _MIN_ITERS_PER_CHUNK * block_r
+    if allow_split and programs < c["_TARGET_PROGRAMS"] and R >= 2 * min_chunk:
+        want = min(cdiv(c["_TARGET_PROGRAMS"], programs), R // min_chunk)
+        chunk = cdiv(cdiv(R, want), block_r) * block_r
+        n_chunks = cdiv(R, chunk)
+    return {"tile": tile, "BLOCK_R": block_r, "BLOCK_O": block_o, "BLOCK_I": block_i,
+            "programs": programs, "n_iblocks": n_iblocks, "n_chunks": n_chunks, "chunk": chunk,
+            "grid": (programs, n_chunks)}
+
+
 def _pass(op, x, outer, R, inner, divisor=None, center=None, pos=None, allow_split=True):
     """Reduce contiguous x viewed as (outer, R, inner) over R with `op`.
 
@@ -290,25 +322,10 @@ def _pass(op, x, outer, R, inner, divisor=None, center=None, pos=None, allow_spl
     idx = empty((outer, inner), np.int64) if arg else None
     if outer * inner == 0:
         return out, idx
-    tile = _TILE // 2 if arg else _TILE
-    int64 = x.size + tile >= 2**31
-    if inner == 1:
-        block_r = min(next_pow2(R), _MAX_BLOCK_R)
-        block_o = min(max(1, tile // block_r), next_pow2(outer))
-        programs = cdiv(outer, block_o)
-    else:
-        block_i = min(next_pow2(inner), _MAX_BLOCK_I)
-        block_r = min(max(1, tile // block_i), next_pow2(R))
-        n_iblocks = cdiv(inner, block_i)
-        programs = outer * n_iblocks
-    # Split R into chunks (a multiple of block_r each) when there are too few
-    # programs and enough work per chunk.
-    n_chunks, chunk = 1, max(R, 1)
-    min_chunk = _MIN_ITERS_PER_CHUNK * block_r
-    if allow_split and programs < _TARGET_PROGRAMS and R >= 2 * min_chunk:
-        want = min(cdiv(_TARGET_PROGRAMS, programs), R // min_chunk)
-        chunk = cdiv(cdiv(R, want), block_r) * block_r
-        n_chunks = cdiv(R, chunk)
+    p = plan(outer, R, inner, arg, allow_split)
+    int64 = x.size + p["tile"] >= 2**31
+    block_r, block_o, block_i = p["BLOCK_R"], p["BLOCK_O"], p["BLOCK_I"]
+    programs, n_iblocks, n_chunks, chunk = p["programs"], p["n_iblocks"], p["n_chunks"], p["chunk"]
     final = n_chunks == 1
     dst = out if final else empty((outer, n_chunks, inner), x.dtype)
     dst_idx = None
