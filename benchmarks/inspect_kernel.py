@@ -77,7 +77,6 @@ What it prints:
 """
 
 import argparse
-import ast
 import contextlib
 import datetime
 import glob
@@ -90,7 +89,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 
 import numpy as np
 
@@ -631,91 +629,15 @@ def record_triton(record_only):
         KernelInterface.__getitem__ = original
 
 
-_FLAGS = ("EMULATE", "INTERPRET", "SIMULATED")
-
-
-def gpu_constants(module):
-    """{name: value} of `module`'s top-level constants whose value depends on
-    the simulator flags (runtime.EMULATE, common.INTERPRET), evaluated as on a
-    GPU, where that differs from the current value. Read from the module's
-    source: the simple top-level assignments are re-evaluated in order with
-    the flags False (so `X = 8 if runtime.EMULATE else 132 * 16` and
-    `if common.INTERPRET: ... else: ...` both take their GPU branch)."""
-    tree = ast.parse(inspect.getsource(module))
-    flags = types.SimpleNamespace(**{f: False for f in _FLAGS})
-    env = {"runtime": flags, "common": flags}
-    values, dependent = {}, set()
-
-    def mentions_flag(node):
-        return any(isinstance(n, ast.Attribute) and n.attr in _FLAGS for n in ast.walk(node))
-
-    def evaluate(node):
-        return eval(compile(ast.Expression(node), module.__name__, "eval"),  # noqa: S307
-                    {"__builtins__": {"max": max, "min": min}}, {**env, **values})
-
-    def bind(target, value, flagged):
-        if isinstance(target, ast.Name):
-            values[target.id] = value
-            if flagged:
-                dependent.add(target.id)
-        elif isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, tuple):
-            for t, v in zip(target.elts, value):
-                bind(t, v, flagged)
-
-    def walk(statements, flagged):
-        for s in statements:
-            if isinstance(s, ast.If):
-                try:
-                    test = evaluate(s.test)
-                except Exception:  # not a constant test: not ours to follow
-                    continue
-                walk(s.body if test else s.orelse, flagged or mentions_flag(s.test))
-                if mentions_flag(s.test):  # names set only on the simulator branch
-                    for t in ast.walk(ast.Module(body=s.body, type_ignores=[])):
-                        if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store):
-                            dependent.add(t.id)
-            elif isinstance(s, ast.Assign):
-                try:
-                    value = evaluate(s.value)
-                except Exception:  # imports, calls: not a plain constant
-                    continue
-                for t in s.targets:
-                    bind(t, value, flagged or mentions_flag(s.value))
-
-    walk(tree.body, False)
-    out = {}
-    for name in sorted(dependent):
-        if name in values and hasattr(module, name) and getattr(module, name) != values[name] \
-                and isinstance(values[name], (bool, int, float, tuple)):
-            out[name] = values[name]
-    return out
-
-
 @contextlib.contextmanager
 def gpu_plan(modules):
-    """Temporarily give the launchers their GPU constants; yields a list of
-    what changed, as text. Modules with a launch_checks.Plan switch through
-    it (use_profile("gpu")); a module without one (kernels/*/optim.py for
-    now) still has its simulator-dependent constants re-evaluated from its
-    source (gpu_constants), until it declares a Plan."""
+    """Temporarily give the launchers of `modules` their GPU constants (a
+    launcher whose constants depend on the device declares them in a
+    launch_checks.Plan; the others have none); yields what changed, as text."""
     from kernels import launch_checks
     planned = [p for p in launch_checks.PLANS if p.module in modules]
-    changes, saved = [], []
-    with launch_checks.use_profile("gpu", planned) as plan_changes:
-        changes += plan_changes
-        for m in modules:
-            if getattr(m, "PLAN", None) is not None:
-                continue
-            for name, value in gpu_constants(m).items():
-                saved.append((m, name, getattr(m, name)))
-                changes.append(f"{m.__name__.split('.')[-1]}.{name} {getattr(m, name)!r} -> "
-                               f"{value!r}")
-                setattr(m, name, value)
-        try:
-            yield changes
-        finally:
-            for m, name, value in reversed(saved):
-                setattr(m, name, value)
+    with launch_checks.use_profile("gpu", planned) as changes:
+        yield changes
 
 
 # ============================================================ offline resources

@@ -172,20 +172,18 @@ def test_recording_hook_keeps_results():
 
 
 def test_gpu_plan_switches_every_launcher_to_its_gpu_constants():
-    # Modules with a launch_checks.Plan switch through it; a module without
-    # one (optim.py) has its constants re-evaluated from its source.
+    # Every launcher declares its GPU constants in a launch_checks.Plan.
     from kernels.cuda import elementwise, optim, reduce, runtime
     if not runtime.EMULATE:
         pytest.skip("on a GPU the constants already have their GPU values")
     assert elementwise.PLAN.gpu == {"MAX_BLOCKS": 132 * 16} and elementwise.MAX_BLOCKS == 8
     assert reduce.PLAN.gpu == {"TARGET_BLOCKS": 264, "MAX_BLOCKS": 132 * 32}
-    unplanned = ik.gpu_constants(optim) if getattr(optim, "PLAN", None) is None else {}
+    assert optim.PLAN.gpu == {"CHUNK": 1024} and optim.CHUNK == 8192
     with ik.gpu_plan([elementwise, reduce, optim]) as changes:
         assert elementwise.MAX_BLOCKS == 132 * 16 and reduce.TARGET_BLOCKS == 264
+        assert optim.CHUNK == 1024
         assert "elementwise.MAX_BLOCKS 8 -> 2112" in changes
-        for name, value in unplanned.items():
-            assert getattr(optim, name) == value
-    assert elementwise.MAX_BLOCKS == 8 and reduce.MAX_BLOCKS == 4
+    assert elementwise.MAX_BLOCKS == 8 and reduce.MAX_BLOCKS == 4 and optim.CHUNK == 8192
 
 
 def test_parse_ptxas():

@@ -21,7 +21,9 @@ from . import runtime
 THREADS = 256  # threads per block (kThreads in optim.cu)
 # Elements per block, a multiple of THREADS: 4 per thread on a GPU; larger
 # under emulation, which pays per block. The updates do not depend on it.
-CHUNK = 8192 if runtime.EMULATE else 1024
+PLAN = lc.Plan(__name__, runtime.EMULATE, gpu={"CHUNK": 1024}, simulator={"CHUNK": 8192},
+               why="the emulator pays per block, not per element")
+(CHUNK,) = PLAN.current("CHUNK")
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 MODULE = runtime.Module("optim.cu", [f"{k}<{c}>" for k in ("adam_step", "sgd_step")

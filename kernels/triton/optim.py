@@ -55,11 +55,15 @@ import numpy as np
 import triton
 import triton.language as tl
 
+from ..launch_checks import Plan
 from . import common
 from .common import address, cdiv, next_pow2, ptr, require_contiguous, xp
 from .elementwise import div_ieee, sqrt_ieee
 
-BLOCK = 8192 if common.INTERPRET else 1024  # elements per program
+# Elements per program.
+PLAN = Plan(__name__, common.INTERPRET, gpu={"BLOCK": 1024}, simulator={"BLOCK": 8192},
+            why="the interpreter pays per program and per operation, not per element")
+(BLOCK,) = PLAN.current("BLOCK")
 
 # A block start no program id reaches (pads the start row to a power of 2).
 _BIG = tl.constexpr(2**62)
