@@ -1,8 +1,10 @@
 """The NumPy reference backend: every contract function, on the CPU.
 
 This backend is the one the others are checked against, so it favours plain
-formulas over cleverness; the one exception is convolution, which has to be
-fast enough to train a DCGAN on a CPU.
+formulas over cleverness; the exceptions are the kernels a DCGAN training
+step spends its time in (convolution, batch norm, the activation backwards),
+which have to be fast enough to train on a CPU and say why they are shaped
+as they are.
 
 Design:
 - Arrays are plain `numpy.ndarray`s. NumPy 2 promotes `float32 * np.float64`
@@ -12,13 +14,19 @@ Design:
   inputs is an `np.float32`, not an `ndarray`), which `is_array` rejects.
   Elementwise and reduced results therefore go through `_arr`, which does
   both jobs: it keeps them ndarrays and casts them back to the input dtype.
-- Convolution is im2col + one matrix product. `_windows` is the shared core:
-  a zero-copy `as_strided` view of every receptive field, shape
+- The kernels that are more than a ufunc or two live in kernels/numpy_kernels/
+  (convolution, batch norm, the exact mask selections), each with the reasons
+  for its layout and pass count; this class only routes to them.
+- Convolution is im2col + one matrix product. `conv.windows` is the shared
+  core: a zero-copy `as_strided` view of every receptive field, shape
   (N, C, KH, KW, OH, OW). The forward and the weight gradient copy it once
   into a matrix and call BLAS; the input gradient multiplies back into that
-  column space and scatters the columns onto the image ("col2im") with one
+  column space and adds the columns onto the image ("col2im") with one
   strided add per kernel tap. The transposed convolution is inherited from
   `Backend`, which builds it from these three kernels.
+- Speed without losing the reference's clarity: fewer passes and
+  temporaries (in-place ufuncs), per-channel sums by einsum, float32 kept
+  float32 (Python-float scalars), and no np.where over random masks.
 - Randomness comes from one `np.random.Generator` per backend instance. Draws
   are made in float64 and then cast, so a seed gives the same numbers (up to
   rounding) in float32 and float64.
@@ -28,11 +36,10 @@ import abc
 import copy
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from . import debug, registry
 from .contract import Backend
-from .conv_geometry import conv_output_size
+from .numpy_kernels import batchnorm, conv, masks
 
 
 # The floor of BCE's gradient denominator. torch stores its 1e-12 as a C
@@ -45,55 +52,6 @@ def _arr(a, dtype=None):
     """`a` as an ndarray of `dtype`: 0-d results stay arrays, never NumPy
     scalars, and a result that NumPy promoted is cast back (no copy otherwise)."""
     return np.asarray(a, dtype=dtype)
-
-
-def _channel_axes(x):
-    """Axes batch norm reduces over: all but the channel axis 1."""
-    return (0,) + tuple(range(2, x.ndim))
-
-
-def _per_channel(v, x):
-    """Reshape a (C,) array so that it broadcasts against x, e.g. (1, C, 1, 1)."""
-    return v.reshape((1, -1) + (1,) * (x.ndim - 2))
-
-
-def _windows(x, kernel_hw, out_hw, stride, padding, dilation):
-    """A read-only view of every receptive field of x: (N, C, KH, KW, OH, OW).
-
-    Element [n, c, kh, kw, oh, ow] is padded-x[n, c, oh*sh + kh*dh, ow*sw + kw*dw],
-    the input that tap (kh, kw) of output pixel (oh, ow) reads. No data is
-    copied (apart from the zero padding): the view only reinterprets strides.
-    """
-    (ph, pw), (KH, KW), (OH, OW) = padding, kernel_hw, out_hw
-    (sh, sw), (dh, dw) = stride, dilation
-    if ph or pw:
-        # Faster than np.pad: allocate the zero frame once, copy the interior.
-        N, C, H, W = x.shape
-        xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
-        xp[:, :, ph:ph + H, pw:pw + W] = x
-        x = xp
-    sN, sC, sH, sW = x.strides  # real strides, so non-contiguous x works too
-    return as_strided(x, shape=(x.shape[0], x.shape[1], KH, KW, OH, OW),
-                      strides=(sN, sC, sH * dh, sW * dw, sH * sh, sW * sw),
-                      writeable=False)
-
-
-def _im2col(x, kernel_hw, out_hw, stride, padding, dilation):
-    """The windows copied into a (C*KH*KW, N*OH*OW) matrix, one column per
-    output pixel. This copy is what lets a single BLAS call do the conv."""
-    win = _windows(x, kernel_hw, out_hw, stride, padding, dilation)
-    N, C, KH, KW, OH, OW = win.shape
-    return np.ascontiguousarray(win.transpose(1, 2, 3, 0, 4, 5)).reshape(C * KH * KW,
-                                                                         N * OH * OW)
-
-
-def _group_matmul(a, b):
-    """a @ b over a leading group axis. One group is one 2-D BLAS call:
-    np.matmul on stacked operands is several times slower even for a stack of
-    one, and groups = 1 is the common case."""
-    if a.shape[0] == 1 and b.shape[0] == 1:
-        return (a[0] @ b[0])[None]
-    return np.matmul(a, b)
 
 
 def _reduce(a, dtype, reduction):
@@ -269,116 +227,31 @@ class NumpyBackend(Backend):
         return _arr(np.matmul(a, b))
 
     # ----------------------------------------------------------- convolution
-    # groups: the channel axes split as (g, C/g) and the GEMMs below gain a
-    # leading batch axis g (np.matmul batches over it); g = 1 is one GEMM.
+    # im2col + one GEMM each; kernels/numpy_kernels/conv.py says why the
+    # layouts are what they are.
     def conv2d_forward(self, x, w, b, stride, padding, dilation, groups=1):
-        N, _, H, W = x.shape
-        C_out, Cg, KH, KW = w.shape
-        g = groups
-        OH, OW = conv_output_size((H, W), (KH, KW), stride, padding, dilation)
-        cols = _im2col(x, (KH, KW), (OH, OW), stride, padding, dilation)
-        # (g, C_out/g, Cg*KH*KW) @ (g, Cg*KH*KW, N*OH*OW): the whole conv.
-        y = _group_matmul(w.reshape(g, C_out // g, -1),
-                          cols.reshape(g, Cg * KH * KW, -1)).reshape(C_out, -1)
-        if b is not None:
-            y += b[:, None]
-        return np.ascontiguousarray(y.reshape(C_out, N, OH, OW).transpose(1, 0, 2, 3))
+        return conv.forward(x, w, b, stride, padding, dilation, groups)
 
     def conv2d_backward_weight(self, dy, x, kernel_hw, stride, padding, dilation, groups=1):
-        # dw[o, c, kh, kw] = sum over n, oh, ow of dy[n, o, oh, ow] * window:
-        # the forward's product with the output-pixel axis contracted instead.
-        N, C_out, OH, OW = dy.shape
-        g, Cg = groups, x.shape[1] // groups
-        cols = _im2col(x, kernel_hw, (OH, OW), stride, padding, dilation)
-        cols = cols.reshape(g, Cg * kernel_hw[0] * kernel_hw[1], -1)
-        dy2 = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(g, C_out // g, -1)
-        return _group_matmul(dy2, cols.transpose(0, 2, 1)).reshape(C_out, Cg, *kernel_hw)
+        return conv.backward_weight(dy, x, kernel_hw, stride, padding, dilation, groups)
 
     def conv2d_backward_input(self, dy, w, input_hw, stride, padding, dilation, groups=1):
-        N, C_out, OH, OW = dy.shape
-        _, Cg, KH, KW = w.shape
-        g = groups
-        C = Cg * g
-        (H, W), (sh, sw), (ph, pw), (dh, dw) = input_hw, stride, padding, dilation
-        # Gradient of every column entry: dcols = w^T dy, one (KH*KW*Cg, OH*OW)
-        # matrix per image and group. The weight is ordered (KH, KW, Cg) so
-        # that each tap's slice below is a contiguous (C, OH, OW) block when
-        # g = 1: faster adds.
-        wt = np.ascontiguousarray(w.reshape(g, C_out // g, Cg, KH, KW).transpose(0, 3, 4, 2, 1))
-        wt = wt.reshape(g, KH * KW * Cg, C_out // g)
-        if g == 1:  # one GEMM broadcast over the batch, as before groups
-            dcols = wt[0] @ dy.reshape(N, C_out, OH * OW)
-        else:
-            dcols = wt @ dy.reshape(N, g, C_out // g, OH * OW)  # (N, g, KH*KW*Cg, OH*OW)
-        dcols = dcols.reshape(N, g, KH, KW, Cg, OH, OW).transpose(0, 2, 3, 1, 4, 5, 6)
-        dcols = dcols.reshape(N, KH, KW, C, OH, OW)
-        # col2im: each input pixel gets the sum over every window that read
-        # it, so scatter-add tap (kh, kw) onto the rows/columns it read. The
-        # buffer holds the padded image, and is at least as large as the taps
-        # reach: input rows the conv never reads just keep their zero gradient.
-        Hp = max(H + 2 * ph, dh * (KH - 1) + sh * (OH - 1) + 1)
-        Wp = max(W + 2 * pw, dw * (KW - 1) + sw * (OW - 1) + 1)
-        dxp = np.zeros((N, C, Hp, Wp), dtype=dy.dtype)
-        for kh in range(KH):
-            for kw in range(KW):
-                h0, w0 = kh * dh, kw * dw
-                dxp[:, :, h0:h0 + sh * (OH - 1) + 1:sh,
-                    w0:w0 + sw * (OW - 1) + 1:sw] += dcols[:, kh, kw]
-        # Crop the padding: the gradient flowing into the zeros is dropped.
-        return np.ascontiguousarray(dxp[:, :, ph:ph + H, pw:pw + W])
+        return conv.backward_input(dy, w, input_hw, stride, padding, dilation, groups)
 
     def conv2d_backward_bias(self, dy):
-        return dy.sum(axis=(0, 2, 3))
+        return conv.backward_bias(dy)
 
     # ------------------------------------------------------------ batch norm
     def batch_norm_train_forward(self, x, weight, bias, running_mean, running_var,
                                  momentum, eps):
-        axes, momentum = _channel_axes(x), float(momentum)
-        M = x.size // x.shape[1]  # elements per channel
-        mean = x.mean(axis=axes)
-        xc = x - _per_channel(mean, x)
-        var = (xc * xc).mean(axis=axes)  # biased: divide by M
-        invstd = _arr(1.0 / np.sqrt(var + float(eps)), x.dtype)
-        y = xc * _per_channel(invstd, x)
-        if weight is not None:
-            y = y * _per_channel(weight, x)
-        if bias is not None:
-            y = y + _per_channel(bias, x)
-        if running_mean is not None:
-            running_mean[...] = (1 - momentum) * running_mean + momentum * mean
-        if running_var is not None:
-            # The running estimate uses the unbiased variance, as torch does.
-            unbiased = var * (M / max(M - 1, 1))
-            running_var[...] = (1 - momentum) * running_var + momentum * unbiased
-        return y, mean, invstd
+        return batchnorm.train_forward(x, weight, bias, running_mean, running_var,
+                                       momentum, eps)
 
     def batch_norm_eval_forward(self, x, weight, bias, running_mean, running_var, eps):
-        mean = running_mean.copy()  # a snapshot: the backward must not see later updates
-        invstd = _arr(1.0 / np.sqrt(running_var + float(eps)), x.dtype)
-        y = (x - _per_channel(mean, x)) * _per_channel(invstd, x)
-        if weight is not None:
-            y = y * _per_channel(weight, x)
-        if bias is not None:
-            y = y + _per_channel(bias, x)
-        return _arr(y, x.dtype), mean, invstd
+        return batchnorm.eval_forward(x, weight, bias, running_mean, running_var, eps)
 
     def batch_norm_backward(self, dy, x, weight, mean, invstd, training):
-        axes = _channel_axes(x)
-        M = x.size // x.shape[1]
-        xhat = (x - _per_channel(mean, x)) * _per_channel(invstd, x)
-        dbias = dy.sum(axis=axes)
-        dweight = (dy * xhat).sum(axis=axes)
-        scale = invstd if weight is None else weight * invstd
-        if training:
-            # mean and var depend on every x of the channel: subtract the part
-            # of dy that moves the mean and the part along xhat (the variance).
-            dx = _per_channel(scale, x) * (dy - _per_channel(dbias / M, x)
-                                           - xhat * _per_channel(dweight / M, x))
-        else:
-            dx = dy * _per_channel(scale, x)  # running stats are constants
-        if weight is None:
-            return dx, None, None
-        return dx, dweight, dbias
+        return batchnorm.backward(dy, x, weight, mean, invstd, training)
 
     # ----------------------------------------------------------- activations
     def leaky_relu_forward(self, x, negative_slope):
@@ -389,13 +262,20 @@ class NumpyBackend(Backend):
         return _arr((np.maximum if s <= 1 else np.minimum)(x, x * s))
 
     def leaky_relu_backward(self, dy, x, negative_slope):
-        return _arr(np.where(x > 0, dy, dy * float(negative_slope)))
+        # Exactly torch's `x > 0 ? dy : dy * slope`, inf and NaN included,
+        # without np.where's per-element branch (numpy_kernels/masks.py).
+        return masks.scale_where_not(x > 0, dy, float(negative_slope))
 
     def relu_forward(self, x):
-        return _arr(np.maximum(x, 0))
+        # Against an array of zeros, not the scalar 0: NumPy's maximum is
+        # vectorised for two arrays only (3x faster), and NaN still wins.
+        zeros = np.zeros(x.shape, x.dtype)
+        return np.maximum(x, zeros, out=zeros)
 
     def relu_backward(self, dy, y):
-        return _arr(np.where(y > 0, dy, 0), dy.dtype)
+        # dy where y > 0, else +0 even for an inf or NaN dy, as torch's
+        # threshold_backward; branch-free (numpy_kernels/masks.py).
+        return masks.keep_where(y > 0, dy)
 
     def tanh_forward(self, x):
         return _arr(np.tanh(x))
@@ -463,14 +343,24 @@ class NumpyBackend(Backend):
         for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
             if weight_decay != 0:
                 g = g + weight_decay * p  # a new array: the grad is not ours
-            m += (1 - beta1) * (g - m)  # = b1 m + (1 - b1) g, torch's lerp form
+            # torch's operations in torch's order, each in place in one
+            # scratch buffer (no temporaries).
+            tmp = np.subtract(g, m)
+            tmp *= 1 - beta1
+            m += tmp  # = b1 m + (1 - b1) g, torch's lerp form
+            np.multiply(g, g, out=tmp)
+            tmp *= 1 - beta2
             v *= beta2
-            v += (1 - beta2) * (g * g)
+            v += tmp
             # Python floats, as torch computes the bias corrections.
             bias_correction1 = 1 - beta1 ** float(t)
             bias_correction2 = 1 - beta2 ** float(t)
-            denom = np.sqrt(v) / bias_correction2 ** 0.5 + eps
-            p -= (lr / bias_correction1) * (m / denom)
+            np.sqrt(v, out=tmp)
+            tmp /= bias_correction2 ** 0.5
+            tmp += eps  # the denominator
+            np.divide(m, tmp, out=tmp)
+            tmp *= lr / bias_correction1
+            p -= tmp
 
     def sgd_step_(self, params, grads, momentum_buffers, first_steps, lr, momentum,
                   dampening, weight_decay, nesterov):
