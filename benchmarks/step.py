@@ -100,7 +100,10 @@ def _make(provider, cfg, tG, tD, device):
 
     class context:  # the backend (and conv precision) for every call
         def __enter__(self):
-            self.stack = [nn.use_backend(base), conv_precision(base, precision_of(provider))]
+            # BCE's range checks deferred, as train.py's step defers them: checked at
+            # once they copy the input to the host, a sync the training step never makes.
+            self.stack = [nn.use_backend(base), conv_precision(base, precision_of(provider)),
+                          nn.losses.deferred_range_checks()]
             for c in self.stack:
                 c.__enter__()
 

@@ -1,7 +1,7 @@
 // batchnorm.cu: batch normalisation (training and eval forward, backward) in
 // CUDA C, with an optional fused ReLU / LeakyReLU for the DCGAN's BN -> act
 // pairs. The launchers are in batchnorm.py; kernels/triton/batchnorm.py is
-// the same algorithm in Triton, and kernels/numpy_backend.py the reference.
+// the same algorithm in Triton, and kernels/numpy_kernels/batchnorm.py the reference.
 //
 // Shapes and names (NCHW, contiguous):
 //   x, y, dy, dx  (N, C, H, W);  HW = H*W

@@ -40,8 +40,8 @@ Kernels (one line each, with its grid; the sections below say why):
   _conv2d_bgrad_kernel     bias gradient: one program per channel sums dy
                            over (N, OH, OW) in a fixed order. Grid (K,).
 (Each "X/B" in a grid is a ceiling division; G*Kg/BN means G*ceil(Kg/BN).)
-The reference they are checked against is kernels/numpy_backend.py (im2col
-plus one BLAS product), and torch in the tests.
+The reference they are checked against is kernels/numpy_kernels/conv.py
+(im2col plus one BLAS product), and torch in the tests.
 
 Groups (torch's `groups`). The channels split into G independent convs:
 output channels [g*Kg, (g+1)*Kg) read only input channels [g*Cg, (g+1)*Cg),
