@@ -66,7 +66,12 @@ def main(argv=None):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(args.threads))
     import kernels
-    import torch
+    try:
+        import torch
+    except ImportError:  # the benchmarks time every op against torch's
+        print("benchmarks: error: torch is not installed; the benchmarks compare against it: "
+              "pip install torch==2.13.0 && pip install -e \".[test]\"", file=sys.stderr)
+        return 2
 
     from . import cases, ops, report, step, timing
     torch.set_num_threads(args.threads)
