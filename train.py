@@ -1,6 +1,6 @@
 """Train DCGAN (Radford et al. 2015) and its variants (WGAN-GP, spectral norm, ...) on nn's kernels.
 
-    python train.py                                   # the embedded MNIST digits, CPU-sized
+    python train.py                                   # the embedded MNIST digits, CPU recipe
     python train.py --dataset folder --dataroot ~/celeba --imageSize 64
     python train.py --resume out/checkpoint.safetensors --niter 30
     python train.py --loss wgan-gp --d-norm layer     # WGAN-GP (Gulrajani et al. 2017)
@@ -11,9 +11,10 @@ The flags and defaults are pytorch/examples' dcgan/main.py, plus --backend,
 --resume, --loss and --sample-every, and the variants' flags (--loss
 wgan-gp, --n-critic, --lambda-gp, --beta2, --d-norm, --spectral-norm,
 --minibatch-std, --arch; `--help` says what each changes). One exception to
-the defaults: the embedded dataset, mnist5k, gets a CPU-sized model unless
-you say otherwise (--imageSize 32 --ngf 32 --ndf 32 --niter 15, about 6
-minutes on 2 cores); every other dataset gets pytorch/examples' 64 / 64 / 64 / 25.
+the defaults: the embedded dataset, mnist5k, gets a recipe measured for a
+2-core CPU unless you say otherwise (--imageSize 16 --ngf 64 --ndf 32
+--batchSize 32 --niter 60, and --lr 4e-4 for the BCE losses); every other
+dataset gets pytorch/examples' 64 / 64 / 64 / 64 / 25 and 2e-4.
 
 Files under --outf: real_samples.png (once, a shuffled batch),
 fake_samples_epoch_NNN.png (each epoch, from one fixed noise batch), log.csv
@@ -68,12 +69,17 @@ from dcgan.data import DATASETS, DatasetError, Loader, load_dataset
 from dcgan.images import save_grid, save_loss_plot
 from dcgan.models import (ARCHS, D_NORMS, IMAGE_SIZES, build_discriminator, build_generator,
                           weights_init)
-from dcgan.trainer import WGAN_LEGEND, WganGp, generate, train_step
+from dcgan.trainer import WGAN_LEGEND, CapturedStep, WganGp, generate, train_step
 
 LOSSES = ("bce", "bce-logits", "wgan-gp")
-PYTORCH_DEFAULTS = dict(imageSize=64, ngf=64, ndf=64, niter=25)
-PRESETS = {"mnist5k": dict(imageSize=32, ngf=32, ndf=32, niter=15)}
-FALLBACKS = dict(dataset="mnist5k", batchSize=64, nz=100, arch="dcgan", n_critic=5,
+PYTORCH_DEFAULTS = dict(imageSize=64, ngf=64, ndf=64, niter=25, batchSize=64)
+# The embedded digits' recipe, chosen by measurement for a 2-core CPU and ten
+# minutes (README, "Sample quality"): 16x16 trains several times more images
+# per second than 32x32, a G twice as wide as D, batches of 32, and Adam at
+# twice pytorch/examples' rate for the BCE losses.
+PRESETS = {"mnist5k": dict(imageSize=16, ngf=64, ndf=32, niter=60, batchSize=32)}
+PRESET_OPTIM = {"mnist5k": {"bce": dict(lr=4e-4), "bce-logits": dict(lr=4e-4)}}
+FALLBACKS = dict(dataset="mnist5k", nz=100, arch="dcgan", n_critic=5,
                  lambda_gp=10.0, spectral_norm=False, minibatch_std=0)
 # Defaults that depend on the loss (WGAN-GP: the paper's released code's
 # Adam, and no batch norm in the critic) or on the architecture.
@@ -81,23 +87,26 @@ LOSS_DEFAULTS = {"wgan-gp": dict(lr=1e-4, beta1=0.5, beta2=0.9, d_norm="layer")}
 DCGAN_OPTIM = dict(lr=0.0002, beta1=0.5, beta2=0.999, d_norm="batch")
 ARCH_LOSS = {"dcgan": "bce", "leaky": "bce-logits"}
 MINIBATCH_STD_GROUP = 4  # --minibatch-std without a number
+EVAL_SAMPLES = 1000  # the floor's count: the Frechet distance is biased by n
+METRIC_FIELDS = ("step", "epoch", "n", "fid", "kid", "kid_std", "precision", "recall",
+                 "confident", "class_min", "class_max") + tuple(f"class_{k}" for k in range(10))
 # Arguments that fix the models' shapes: a resumed run must keep them.
 ARCHITECTURE = ("dataset", "imageSize", "nz", "ngf", "ndf", "loss", "arch", "d_norm",
                 "spectral_norm", "minibatch_std")
 # Arguments a resumed run takes from the checkpoint unless given again (the
 # seed fixes the data order, so an exact resume keeps it).
 RESUMED = ("manualSeed", "batchSize", "dataroot", "lr", "beta1", "beta2", "niter", "n_critic",
-           "lambda_gp")
+           "lambda_gp", "eval_samples")
 # What a checkpoint written before these arguments existed was trained with.
 OLD_CHECKPOINT_ARGS = dict(arch="dcgan", d_norm="batch", spectral_norm=False, minibatch_std=0,
-                           beta2=0.999, n_critic=5, lambda_gp=10.0)
+                           beta2=0.999, n_critic=5, lambda_gp=10.0, eval_samples=None)
 WGAN_ONLY = ("n_critic", "lambda_gp")
 LOG_FIELDS = ("step", "epoch", "batch", "loss_d", "loss_g", "d_x", "d_g_z_before",
               "d_g_z_after", "seconds")
 # wgan-gp: one row per critic step; loss_g is empty on rows without a generator step.
 WGAN_LOG_FIELDS = ("step", "epoch", "batch", "g_iter", "loss_d", "wasserstein", "gp", "d_real",
                    "d_fake", "loss_g", "seconds")
-INT_FIELDS = ("step", "epoch", "batch", "g_iter")
+INT_FIELDS = ("step", "epoch", "batch", "g_iter", "n")
 
 VARIANTS_HELP = """\
 variants (every other flag is as for DCGAN; a resumed run keeps its variant):
@@ -150,17 +159,19 @@ def parse_args(argv=None):
     p.add_argument("--dataroot", default=None, help="path to the dataset")
     p.add_argument("--workers", type=int, default=2,
                    help="batches prepared ahead by a background thread")
-    p.add_argument("--batchSize", type=int, default=None, help="input batch size (default 64)")
+    p.add_argument("--batchSize", type=int, default=None,
+                   help="input batch size (default 64; 32 for mnist5k)")
     p.add_argument("--imageSize", type=int, default=None,
                    help="height/width of the images, a power of two from 16 to 256 "
-                        "(default 64; 32 for mnist5k)")
+                        "(default 64; 16 for mnist5k)")
     p.add_argument("--nz", type=int, default=None, help="size of the latent z vector (default 100)")
-    p.add_argument("--ngf", type=int, default=None, help="G width (default 64; 32 for mnist5k)")
+    p.add_argument("--ngf", type=int, default=None, help="G width (default 64)")
     p.add_argument("--ndf", type=int, default=None, help="D width (default 64; 32 for mnist5k)")
     p.add_argument("--niter", type=int, default=None,
-                   help="number of epochs to train for (default 25; 15 for mnist5k)")
+                   help="number of epochs to train for (default 25; 60 for mnist5k)")
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate of both Adams (default 0.0002; 0.0001 for wgan-gp)")
+                   help="learning rate of both Adams (default 0.0002; 0.0004 for mnist5k with "
+                        "bce or bce-logits; 0.0001 for wgan-gp)")
     p.add_argument("--beta1", type=float, default=None, help="beta1 for adam (default 0.5)")
     p.add_argument("--beta2", type=float, default=None,
                    help="beta2 for adam (default 0.999; 0.9 for wgan-gp)")
@@ -210,6 +221,15 @@ def parse_args(argv=None):
                    help="ProGAN's minibatch standard deviation before D's last convolution, "
                         f"over groups of GROUP images (default {MINIBATCH_STD_GROUP}; "
                         "--batchSize must divide by it)")
+    p.add_argument("--eval-samples", dest="eval_samples", type=int, default=None, metavar="N",
+                   help="score N samples from a fixed noise set at the end of every epoch "
+                        "(Frechet distance, KID, precision/recall, confident share, classes; "
+                        f"dcgan/evaluate.py) on digit datasets (default {EVAL_SAMPLES}; "
+                        "0 turns it off)")
+    p.add_argument("--cuda-graph", dest="cuda_graph", action="store_true",
+                   help="replay the training step from CUDA graphs (--backend cupy, --loss bce "
+                        "or bce-logits; dcgan.trainer.CapturedStep; under NN_CUDA_EMULATE=1 "
+                        "the path is rehearsed on the CPU)")
     p.add_argument("--sample-every", type=int, default=None, metavar="N",
                    help="also write a sample grid every N iterations (default: only per epoch)")
     return p.parse_args(argv)
@@ -250,13 +270,13 @@ def resolve_args(args):
             setattr(args, k, v)
     if args.loss is None:
         args.loss = ARCH_LOSS[args.arch]
-    for k, v in LOSS_DEFAULTS.get(args.loss, DCGAN_OPTIM).items():
-        if getattr(args, k) is None:
-            setattr(args, k, v)
+    for defaults in (PRESET_OPTIM.get(args.dataset, {}).get(args.loss, {}),
+                     LOSS_DEFAULTS.get(args.loss, DCGAN_OPTIM),
+                     PRESETS.get(args.dataset, PYTORCH_DEFAULTS)):
+        for k, v in defaults.items():
+            if getattr(args, k) is None:
+                setattr(args, k, v)
     _check_variant(args, given)
-    for k, v in PRESETS.get(args.dataset, PYTORCH_DEFAULTS).items():
-        if getattr(args, k) is None:
-            setattr(args, k, v)
     if ckpt and args.niter <= ckpt["epoch"] and not args.dry_run:
         raise UsageError(f"nothing to do: the checkpoint has trained {ckpt['epoch']} epochs and "
                          f"--niter is {args.niter}; give --niter above {ckpt['epoch']} to train more")
@@ -269,6 +289,15 @@ def resolve_args(args):
             raise UsageError(f"--{k} must be positive, got {getattr(args, k)}")
     if args.workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    if args.eval_samples is not None:
+        from dcgan.evaluate import DIGIT_DATASETS
+        if args.eval_samples and args.dataset not in DIGIT_DATASETS:
+            raise UsageError(f"--eval-samples: the quality metrics need a digit dataset "
+                             f"({' or '.join(DIGIT_DATASETS)}: their classifier knows digits), "
+                             f"not {args.dataset}; use --eval-samples 0")
+        if args.eval_samples < 0 or 0 < args.eval_samples <= 3:
+            raise UsageError(f"--eval-samples must be 0 (off) or more than 3, got "
+                             f"{args.eval_samples}")
     if args.keep < 0:
         raise UsageError(f"--keep must be 0 (keep all) or more, got {args.keep}")
     if args.sample_every is not None and args.sample_every < 1:
@@ -281,6 +310,9 @@ def resolve_args(args):
         raise UsageError(f"--minibatch-std {args.minibatch_std}: --batchSize {args.batchSize} "
                          f"does not split into groups of {args.minibatch_std}; use a batch size "
                          f"divisible by {args.minibatch_std} or another group size")
+    if args.eval_samples is None:
+        from dcgan.evaluate import DIGIT_DATASETS
+        args.eval_samples = EVAL_SAMPLES if args.dataset in DIGIT_DATASETS else 0
     if args.manualSeed is None:
         args.manualSeed = random.randint(1, 10000)
     return ckpt
@@ -317,7 +349,7 @@ def _check_memory(args):
 
 def _flag(name):
     return name.replace("_", "-") if name in ("n_critic", "lambda_gp", "d_norm", "spectral_norm",
-                                              "minibatch_std") else name
+                                              "minibatch_std", "eval_samples") else name
 
 
 def _check_variant(args, given):
@@ -487,6 +519,39 @@ def epoch_summary(epoch, niter, rows, seconds, images, clock, wgan):
             f"mean {means}{left}")
 
 
+class Quality:
+    """The sample-quality figures at the end of every epoch (digit datasets):
+    `n` samples of a fixed noise set, drawn apart from the training RNG, so
+    that evaluating never changes the run, scored by dcgan.evaluate and
+    logged to metrics.csv."""
+
+    def __init__(self, args, outf, keep_until):
+        from dcgan import evaluate
+        self.n, self.nz, self.evaluate = args.eval_samples, args.nz, evaluate
+        with checkpoint.rng_preserved():  # building the classifier draws initial weights
+            self.evaluator = evaluate.Evaluator(args.imageSize)
+        self.log = CsvLog(os.path.join(outf, "metrics.csv"), keep_until, METRIC_FIELDS)
+
+    def score(self, netG, epoch, step):
+        with checkpoint.rng_preserved():
+            f = self.evaluator.score(self.evaluate.sample(netG, self.n, self.nz))
+        hist = f.pop("class_hist")
+        row = dict(step=step, epoch=epoch, **f, class_min=min(hist), class_max=max(hist),
+                   **{f"class_{k}": v for k, v in enumerate(hist)})
+        self.log.append(row)
+        return row
+
+    def summary(self, row):
+        """One line (80 columns) of the epoch's figures against the floor."""
+        floor = self.evaluator.floor
+        return (f"  quality n {row['n']}: FD {row['fid']:.2f} (floor {floor['fid']:.2f}) "
+                f"conf {row['confident']:.2f} classes {100 * row['class_min']:.0f}-"
+                f"{100 * row['class_max']:.0f}% P {row['precision']:.2f} R {row['recall']:.2f}")
+
+    def close(self):
+        self.log.close()
+
+
 class Interrupted(Exception):
     """Ctrl-C: exit code 130, with how to resume."""
 
@@ -546,6 +611,10 @@ def train(args, ckpt):
                           critic_count=min(saved.get("critic_count", 0), args.n_critic - 1),
                           generator_steps=saved.get("generator_steps", 0))
 
+        if args.cuda_graph:
+            raise UsageError("--cuda-graph captures the bce/bce-logits step; --loss wgan-gp runs "
+                             "eagerly")
+
         def iteration(real):
             noise = nn.randn(real.shape[0], args.nz, 1, 1)
             return schedule.step(real, noise)  # alpha, then G's noise, drawn inside
@@ -556,6 +625,17 @@ def train(args, ckpt):
         def iteration(real):
             noise = nn.randn(real.shape[0], args.nz, 1, 1)
             return train_step(netG, netD, optG, optD, criterion, real, noise, logits)
+
+        if args.cuda_graph:
+            if backend != "cupy":
+                raise UsageError(f"--cuda-graph needs --backend cupy, not {backend}")
+            captured = CapturedStep(netG, netD, optG, optD, criterion,
+                                    (args.batchSize, dataset.nc, args.imageSize, args.imageSize),
+                                    (args.batchSize, args.nz, 1, 1), logits=logits)
+
+            def iteration(real):  # noqa: F811 -- the captured step replaces the eager one
+                noise = nn.randn(real.shape[0], args.nz, 1, 1)
+                return captured(real, noise)
 
     if ckpt is None:
         fixed_noise = nn.randn(64, args.nz, 1, 1)
@@ -585,6 +665,15 @@ def train(args, ckpt):
     from tqdm import tqdm
     log = CsvLog(os.path.join(outf, "log.csv"), keep_until=step if ckpt else None,
                  fields=WGAN_LOG_FIELDS if wgan else LOG_FIELDS)
+    quality = None
+    if args.eval_samples:
+        quality = Quality(args, outf, keep_until=step if ckpt else None)
+        print(f"quality: {args.eval_samples} samples scored per epoch (metrics.csv); floor "
+              f"(real digits) FD {quality.evaluator.floor['fid']:.2f}, ceiling (noise) FD "
+              f"{quality.evaluator.ceiling['fid']:.1f}")
+    else:
+        print("quality: off (--eval-samples 0, or a dataset that is not digits: the metrics' "
+              "classifier knows digits only)")
     epochs = range(start_epoch, args.niter)
     batches_of = {e: loader.batches_per_epoch for e in epochs}
     if args.dry_run:  # one cycle: a step, or for wgan-gp the critic steps up to a G step
@@ -623,13 +712,16 @@ def train(args, ckpt):
                     _write("an image", path, ckpt_path,
                            lambda: save_grid(generate(netG, fixed_noise), path))
             bar.close()
-            i = -1
+            i, seconds = -1, time.perf_counter() - t_epoch
             check_finite(netG, netD, step, epoch + 1, ckpt_path)
+            figures = quality.score(netG, epoch + 1, step) if quality else None
             save_epoch(args, outf, epoch + 1, step, netG, netD, optG, optD, fixed_noise,
-                       schedule.state_dict() if wgan else None, log)
+                       schedule.state_dict() if wgan else None, log, quality)
             rows = log.rows[rows_before:]
-            print(epoch_summary(epoch + 1, args.niter, rows, time.perf_counter() - t_epoch,
+            print(epoch_summary(epoch + 1, args.niter, rows, seconds,
                                 len(rows) * args.batchSize, clock, wgan))
+            if figures:
+                print(quality.summary(figures))
     except KeyboardInterrupt:
         where = f"epoch {epoch + 1}, iteration {step}"
         if os.path.exists(ckpt_path):
@@ -641,6 +733,8 @@ def train(args, ckpt):
                           "resume, start again") from None
     finally:
         log.close()
+        if quality:
+            quality.close()
     elapsed = time.perf_counter() - t_start
     run = step - first_step
     total = f" ({step} in total)" if ckpt else ""
@@ -650,7 +744,8 @@ def train(args, ckpt):
           f"{os.path.abspath(outf)}")
 
 
-def save_epoch(args, outf, epoch, step, netG, netD, optG, optD, fixed_noise, trainer, log):
+def save_epoch(args, outf, epoch, step, netG, netD, optG, optD, fixed_noise, trainer, log,
+               quality=None):
     """Everything written at the end of an epoch; the checkpoint goes last, so
     a resumed run never finds a checkpoint newer than its other files."""
     ckpt_path = os.path.join(outf, checkpoint.CHECKPOINT_NAME)
@@ -658,7 +753,8 @@ def save_epoch(args, outf, epoch, step, netG, netD, optG, optD, fixed_noise, tra
     _write("an image", grid, ckpt_path, lambda: save_grid(generate(netG, fixed_noise), grid))
     plot = os.path.join(outf, "losses.png")
     _write("the loss plot", plot, ckpt_path,
-           lambda: save_loss_plot(log.rows, plot, loss=args.loss, lambda_gp=args.lambda_gp))
+           lambda: save_loss_plot(log.rows, plot, loss=args.loss, lambda_gp=args.lambda_gp,
+                                  quality=quality and (quality.log.rows, quality.evaluator.floor)))
     for model, which in ((netG, "netG"), (netD, "netD")):
         path = os.path.join(outf, f"{which}_epoch_{epoch}.safetensors")
         _write("weights", path, ckpt_path, lambda: checkpoint.save_weights(path, model, which))

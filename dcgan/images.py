@@ -36,8 +36,10 @@ def save_grid(images, path, nrow=8):
     atomic_write(path, lambda f: Image.fromarray(grid).save(f, format="PNG"))
 
 
-def save_loss_plot(log_rows, path, loss="bce", lambda_gp=10.0):
-    """The losses against the iteration, from the CSV log's rows.
+def save_loss_plot(log_rows, path, loss="bce", lambda_gp=10.0, quality=None):
+    """The losses against the iteration, from the CSV log's rows, and with
+    `quality` = (metrics.csv rows, the floor's figures) a panel beside them:
+    the Frechet distance per epoch against the floor, and the confident share.
 
     bce / bce-logits: Loss_D (BCE of D on the real and the fake batch) and
     Loss_G (BCE of D(G(z)) against "real"). wgan-gp: the critic's Wasserstein
@@ -48,8 +50,16 @@ def save_loss_plot(log_rows, path, loss="bce", lambda_gp=10.0):
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
     steps = [r["step"] for r in log_rows]
+    side = None
+    if quality is not None and quality[0]:
+        fig = plt.figure(figsize=(13, 4 if loss != "wgan-gp" else 6))
+        grid = fig.add_gridspec(1, 2, width_ratios=(8, 5))
+        main, side = grid[0].subgridspec(1 if loss != "wgan-gp" else 2, 1), grid[1]
     if loss != "wgan-gp":
-        fig, ax = plt.subplots(figsize=(8, 4))
+        if side is None:
+            fig, ax = plt.subplots(figsize=(8, 4))
+        else:
+            ax = fig.add_subplot(main[0])
         ax.plot(steps, [r["loss_d"] for r in log_rows], label="Loss_D = BCE(D(x), 1) + "
                 "BCE(D(G(z)), 0)", linewidth=0.8)
         ax.plot(steps, [r["loss_g"] for r in log_rows], label="Loss_G = BCE(D(G(z)), 1)",
@@ -59,7 +69,11 @@ def save_loss_plot(log_rows, path, loss="bce", lambda_gp=10.0):
         ax.set_title(f"DCGAN training losses ({loss})")
         ax.legend()
     else:
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+        if side is None:
+            fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+        else:
+            top = fig.add_subplot(main[0])
+            bottom = fig.add_subplot(main[1], sharex=top)
         top.plot(steps, [r["wasserstein"] for r in log_rows],
                  label="Wasserstein estimate D(x) - D(G(z))", linewidth=0.8)
         top.plot(steps, [r["gp"] for r in log_rows],
@@ -75,6 +89,31 @@ def save_loss_plot(log_rows, path, loss="bce", lambda_gp=10.0):
         bottom.set_xlabel("iteration (critic step)")
         bottom.set_ylabel("loss")
         bottom.legend()
+    if side is not None:
+        _quality_panel(fig.add_subplot(side), *quality)
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
+
+
+def _quality_panel(ax, rows, floor):
+    """Per epoch: the Frechet distance (log scale) with the floor, and on a
+    second axis the share of confident samples and the rarest class's share."""
+    epochs = [r["epoch"] for r in rows]
+    ax.plot(epochs, [r["fid"] for r in rows], "o-", color="C3", label="Frechet distance")
+    ax.axhline(floor["fid"], color="C3", linestyle="--", linewidth=0.8,
+               label=f"floor (real digits) {floor['fid']:.2f}")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("Frechet distance (digit classifier features)")
+    share = ax.twinx()
+    share.plot(epochs, [r["confident"] for r in rows], "s-", color="C2",
+               label="confident share (p >= 0.9)")
+    share.plot(epochs, [r["class_min"] * 10 for r in rows], "^-", color="C0",
+               label="rarest class share x 10")
+    share.set_ylim(0, 1.05)
+    share.set_ylabel("share")
+    lines = ax.get_legend_handles_labels()
+    more = share.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper right")
+    ax.set_title(f"sample quality per epoch (n = {rows[-1]['n']:.0f})")

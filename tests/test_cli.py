@@ -340,3 +340,91 @@ def test_outputs_module_only_touches_its_own_names(tmp_path):
     (tmp_path / "log.csv").write_text("x")
     (tmp_path / "data.csv").write_text("mine")
     assert outputs.run_files(tmp_path) == ["log.csv"]
+
+
+# --- the per-epoch quality figures (issue 13) ------------------------------------
+
+DIGITS = ["--dataset", "mnist5k", "--imageSize", "16", "--ngf", "4", "--ndf", "4", "--nz", "8",
+          "--batchSize", "500", "--manualSeed", "3", "--workers", "0", "--eval-samples", "40"]
+
+
+@pytest.fixture
+def one_evaluator(monkeypatch):
+    """One Evaluator per image size for the whole test (building one scores
+    3,000 digits); test_quality_leaves_the_training_rng_alone builds its own."""
+    import functools
+    from dcgan import evaluate
+    monkeypatch.setattr(evaluate, "Evaluator", functools.lru_cache(evaluate.Evaluator))
+
+
+def test_quality_leaves_the_training_rng_alone():
+    from types import SimpleNamespace
+    from dcgan.models import build_generator
+    import tempfile
+    nn.manual_seed(5)
+    netG = build_generator(nn, 8, 4, 1, 16)
+    before = checkpoint.rng_states()
+    with tempfile.TemporaryDirectory() as tmp:
+        q = train.Quality(SimpleNamespace(eval_samples=20, nz=8, imageSize=16), tmp, None)
+        row = q.score(netG, 1, 10)
+        q.close()
+    assert checkpoint.rng_states() == before
+    assert row["n"] == 20 and 0 <= row["confident"] <= 1 and row["fid"] > 0
+
+
+def test_quality_figures_each_epoch_and_an_exact_resume(tmp_path, capsys, one_evaluator):
+    """Evaluating draws nothing from the training RNG: two epochs straight equal
+    one plus a resumed one, bit for bit, with the figures logged per epoch."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train.main(DIGITS + ["--niter", "2", "--outf", str(straight)]) == 0
+    printed = capsys.readouterr().out
+    assert "quality: 40 samples scored per epoch" in printed
+    lines = [l for l in printed.splitlines() if l.startswith("  quality n 40: FD ")]
+    assert len(lines) == 2 and all(len(l) <= 80 for l in lines)
+    assert train.main(DIGITS + ["--niter", "1", "--outf", str(split)]) == 0
+    assert train.main(["--resume", str(split / CKPT), "--niter", "2", "--outf", str(split)]) == 0
+    a, b = checkpoint.load(str(straight / CKPT)), checkpoint.load(str(split / CKPT))
+    assert checkpoint.arrays_equal(a["netG"], b["netG"])
+    assert (straight / "metrics.csv").read_text() == (split / "metrics.csv").read_text()
+    rows = (split / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,epoch,n,fid,kid") and len(rows) == 3
+
+
+def test_quality_needs_a_digit_dataset(tmp_path, capsys):
+    assert run(tmp_path / "o", "--dry-run") == 0
+    assert "quality: off" in capsys.readouterr().out
+    assert not (tmp_path / "o" / "metrics.csv").exists()
+    assert run(tmp_path / "o", "--eval-samples", "100") == 2
+    assert "need a digit dataset" in one_line_error(capsys)
+
+
+# --- --cuda-graph (issue 15) --------------------------------------------------------
+
+def test_cuda_graph_flag_gives_the_eager_run(tmp_path):
+    """Under the emulator the captured step is rehearsed (dcgan.trainer.CapturedStep):
+    the same weights as the eager step, bit for bit."""
+    with nn.use_backend("cupy"):
+        argv = TINY + ["--backend", "cupy", "--niter", "1", "--batchSize", "64"]
+        assert train.main(argv + ["--outf", str(tmp_path / "eager")]) == 0
+        assert train.main(argv + ["--cuda-graph", "--outf", str(tmp_path / "graph")]) == 0
+    a = checkpoint.load(str(tmp_path / "eager" / CKPT))
+    b = checkpoint.load(str(tmp_path / "graph" / CKPT))
+    assert checkpoint.arrays_equal(a["netG"], b["netG"]) and checkpoint.arrays_equal(a["optD"], b["optD"])
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--backend", "numpy"], "--cuda-graph needs --backend cupy, not numpy"),
+    (["--backend", "cupy", "--loss", "wgan-gp"], "--loss wgan-gp runs eagerly"),
+])
+def test_cuda_graph_bad_combinations(tmp_path, capsys, extra, message):
+    assert run(tmp_path / "o", "--dry-run", "--cuda-graph", *extra) == 2
+    assert message in one_line_error(capsys)
+
+
+def test_benchmarks_without_torch_say_what_to_install():
+    code = ("import sys, runpy; sys.modules['torch'] = None; "
+            "sys.argv = ['benchmarks', '--smoke']; runpy.run_module('benchmarks', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip()
+    assert err.startswith("benchmarks: error: torch is not installed") and "\n" not in err

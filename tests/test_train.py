@@ -293,9 +293,13 @@ def test_variant_defaults(tmp_path):
     a = resolved("--loss", "wgan-gp", "--lr", "3e-4", "--beta1", "0", "--beta2", "0.99",
                  "--d-norm", "none")
     assert (a.lr, a.beta1, a.beta2, a.d_norm) == (3e-4, 0.0, 0.99, "none")
-    a = resolved()
+    a = resolved()  # the embedded digits' recipe
     assert (a.loss, a.arch, a.lr, a.beta1, a.beta2, a.d_norm, a.spectral_norm,
-            a.minibatch_std) == ("bce", "dcgan", 2e-4, 0.5, 0.999, "batch", False, 0)
+            a.minibatch_std) == ("bce", "dcgan", 4e-4, 0.5, 0.999, "batch", False, 0)
+    assert (a.imageSize, a.ngf, a.ndf, a.batchSize, a.niter) == (16, 64, 32, 32, 60)
+    a = resolved("--dataset", "fake")  # pytorch/examples' everywhere else
+    assert (a.lr, a.imageSize, a.ngf, a.ndf, a.batchSize, a.niter) == (2e-4, 64, 64, 64, 64, 25)
+    assert resolved("--loss", "wgan-gp").lr == 1e-4
     assert resolved("--arch", "leaky").loss == "bce-logits"
     assert resolved("--arch", "leaky", "--loss", "bce").loss == "bce"
     assert resolved("--minibatch-std").minibatch_std == 4
@@ -314,7 +318,7 @@ def test_variant_defaults(tmp_path):
     (["--beta1", "-0.5"], "--beta1 must be in [0, 1), got -0.5"),
     (["--lr", "0"], "--lr must be a positive number, got 0.0"),
     (["--minibatch-std", "0"], "--minibatch-std needs a positive group size, got 0"),
-    (["--minibatch-std", "3"], "--batchSize 64 does not split into groups of 3"),
+    (["--minibatch-std", "3"], "--batchSize 32 does not split into groups of 3"),
     (["--minibatch-std", "5", "--batchSize", "12"], "--batchSize 12 does not split into groups"),
     (["--arch", "resnet"], "argument --arch: invalid choice: 'resnet'"),
     (["--d-norm", "group"], "argument --d-norm: invalid choice: 'group'"),
