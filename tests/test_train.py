@@ -296,7 +296,7 @@ def test_variant_defaults(tmp_path):
     a = resolved()  # the embedded digits' recipe
     assert (a.loss, a.arch, a.lr, a.beta1, a.beta2, a.d_norm, a.spectral_norm,
             a.minibatch_std) == ("bce", "dcgan", 4e-4, 0.5, 0.999, "batch", False, 0)
-    assert (a.imageSize, a.ngf, a.ndf, a.batchSize, a.niter) == (16, 64, 32, 32, 60)
+    assert (a.imageSize, a.ngf, a.ndf, a.batchSize, a.niter) == (16, 64, 32, 32, 90)
     a = resolved("--dataset", "fake")  # pytorch/examples' everywhere else
     assert (a.lr, a.imageSize, a.ngf, a.ndf, a.batchSize, a.niter) == (2e-4, 64, 64, 64, 64, 25)
     assert resolved("--loss", "wgan-gp").lr == 1e-4
