@@ -11,11 +11,11 @@ the table and the kernels. Bias corrections are computed here in Python
 floats, exactly as torch and the NumPy backend compute them.
 """
 
-import collections
 
 import numpy as np
 
 from .. import launch_checks as lc
+from ..optim_tables import TableCache, adam_scalars
 from . import runtime
 
 THREADS = 256  # threads per block (kThreads in optim.cu)
@@ -68,32 +68,8 @@ def _device_table(rows):
     return runtime.xp.asarray(host.ravel())
 
 
-# Tables already on the device, by their content: a training loop calls with
-# the same addresses step after step (the same parameters and states, and
-# gradients the memory pool hands out at the same places), so the upload,
-# which waits for the device, happens once. A few entries: one per optimizer.
-_TABLES = collections.OrderedDict()
-_TABLES_KEPT = 8
-
-
-def _cached_table(rows):
-    key = tuple(tuple(int(v) for v in r) for r in rows)
-    table = _TABLES.pop(key, None)
-    if table is None:
-        table = _device_table(rows)
-        while len(_TABLES) >= _TABLES_KEPT:
-            _TABLES.popitem(last=False)
-    _TABLES[key] = table  # most recently used last
-    return table
-
-
-def _adam_scalars(steps, lr, beta1, beta2):
-    """(per_tensor, step sizes, sqrt(1 - beta2^t)): Python floats, as torch
-    computes the bias corrections; one of each when every step count agrees."""
-    uniq = sorted(set(int(t) for t in steps))
-    ts = uniq if len(uniq) == 1 else list(steps)
-    return (len(uniq) != 1, [lr / (1 - beta1 ** float(t)) for t in ts],
-            [(1 - beta2 ** float(t)) ** 0.5 for t in ts])
+# Uploaded once per distinct table (kernels/optim_tables.py).
+_cached_table = TableCache(_device_table)
 
 
 def adam_step_(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps,
@@ -115,7 +91,7 @@ def adam_step_(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, ep
     numel, starts, total = _blocks(op, params)
     if total == 0:
         return
-    per_tensor, step_size, bc2_sqrt = _adam_scalars(steps, lr, beta1, beta2)
+    per_tensor, step_size, bc2_sqrt = adam_scalars(steps, lr, beta1, beta2)
     rows = [[runtime.address(a) for a in params], [runtime.address(a) for a in grads],
             [runtime.address(a) for a in exp_avgs], [runtime.address(a) for a in exp_avg_sqs],
             numel, starts]

@@ -49,13 +49,13 @@ Note for CUDA graphs: launch arguments are frozen in a captured graph, so a
 captured step keeps the optimizer step outside it (dcgan/trainer.py).
 """
 
-import collections
 
 import numpy as np
 import triton
 import triton.language as tl
 
 from ..launch_checks import Plan
+from ..optim_tables import TableCache, adam_scalars
 from . import common
 from .common import address, cdiv, next_pow2, ptr, require_contiguous, xp
 from .elementwise import div_ieee, sqrt_ieee
@@ -221,32 +221,8 @@ def _device_table(rows):
     return xp.asarray(host.ravel())
 
 
-# Tables already on the device, by their content: a training loop calls with
-# the same addresses step after step (the same parameters and states, and
-# gradients the memory pool hands out at the same places), so the upload,
-# which waits for the device, happens once. A few entries: one per optimizer.
-_TABLES = collections.OrderedDict()
-_TABLES_KEPT = 8
-
-
-def _cached_table(rows):
-    key = tuple(tuple(int(v) for v in r) for r in rows)
-    table = _TABLES.pop(key, None)
-    if table is None:
-        table = _device_table(rows)
-        while len(_TABLES) >= _TABLES_KEPT:
-            _TABLES.popitem(last=False)
-    _TABLES[key] = table  # most recently used last
-    return table
-
-
-def _adam_scalars(steps, lr, beta1, beta2):
-    """(per_tensor, step sizes, sqrt(1 - beta2^t)): Python floats, as torch
-    computes the bias corrections; one of each when every step count agrees."""
-    uniq = sorted(set(int(t) for t in steps))
-    ts = uniq if len(uniq) == 1 else list(steps)
-    return (len(uniq) != 1, [lr / (1 - beta1 ** float(t)) for t in ts],
-            [(1 - beta2 ** float(t)) ** 0.5 for t in ts])
+# Uploaded once per distinct table (kernels/optim_tables.py).
+_cached_table = TableCache(_device_table)
 
 
 def adam_step_(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps,
@@ -261,7 +237,7 @@ def adam_step_(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, ep
     numel, starts, total = _blocks(params)
     if total == 0:
         return
-    per_tensor, step_size, bc2_sqrt = _adam_scalars(steps, lr, beta1, beta2)
+    per_tensor, step_size, bc2_sqrt = adam_scalars(steps, lr, beta1, beta2)
     rows = [[address(a) for a in params], [address(a) for a in grads],
             [address(a) for a in exp_avgs], [address(a) for a in exp_avg_sqs], numel, starts]
     if per_tensor:  # rare (parameters that joined late): a table for this call alone
