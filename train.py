@@ -57,10 +57,12 @@ def _missing_train_extra():
     return missing
 
 
-if __name__ == "__main__" and _missing_train_extra():
-    print(f"train.py: error: {', '.join(_missing_train_extra())} not installed; "
-          "install the main job's packages with: pip install -e \".[train]\"", file=sys.stderr)
-    sys.exit(2)
+if __name__ == "__main__":
+    _missing = _missing_train_extra()
+    if _missing:
+        print(f"train.py: error: {', '.join(_missing)} not installed; install the main job's "
+              "packages with: pip install -e \".[train]\"", file=sys.stderr)
+        sys.exit(2)
 
 import kernels
 import nn
@@ -682,6 +684,8 @@ def train(args, ckpt):
     clock = RunClock(sum(batches_of.values()))
     first_step, images, t_start = step, 0, time.perf_counter()
     epoch, i = start_epoch, -1
+    # the epoch the checkpoint in outf holds, for the Ctrl-C message
+    saved_epoch = ckpt["epoch"] if ckpt and os.path.exists(ckpt_path) else None
     try:
         for epoch in epochs:
             batches, t_epoch, rows_before = batches_of[epoch], time.perf_counter(), len(log.rows)
@@ -717,6 +721,7 @@ def train(args, ckpt):
             figures = quality.score(netG, epoch + 1, step) if quality else None
             save_epoch(args, outf, epoch + 1, step, netG, netD, optG, optD, fixed_noise,
                        schedule.state_dict() if wgan else None, log, quality)
+            saved_epoch = epoch + 1
             rows = log.rows[rows_before:]
             print(epoch_summary(epoch + 1, args.niter, rows, seconds,
                                 len(rows) * args.batchSize, clock, wgan))
@@ -724,11 +729,10 @@ def train(args, ckpt):
                 print(quality.summary(figures))
     except KeyboardInterrupt:
         where = f"epoch {epoch + 1}, iteration {step}"
-        if os.path.exists(ckpt_path):
-            saved = checkpoint.load(ckpt_path)["epoch"]
+        if saved_epoch is not None:
             raise Interrupted(f"interrupted at {where}; resume with: "
                               f"{resume_command(args, ckpt_path)} (continues after epoch "
-                              f"{saved})") from None
+                              f"{saved_epoch})") from None
         raise Interrupted(f"interrupted at {where}, before the first checkpoint; nothing to "
                           "resume, start again") from None
     finally:

@@ -336,6 +336,16 @@ def test_real_samples_show_a_shuffled_batch(tmp_path):
     assert np.array_equal(shown, first_batch)
 
 
+def test_every_file_a_run_writes_is_known_to_the_run_folder_rule(tmp_path):
+    """outputs.RUN_FILES must name everything train.py writes, or a fresh run
+    would leave part of an old run behind when it moves the run aside."""
+    out = tmp_path / "out"
+    assert run(out, "--niter", "1", "--sample-every", "4") == 0
+    written = sorted(n for n in os.listdir(out) if os.path.isfile(out / n))
+    assert "fake_samples_step_000004.png" in written
+    assert outputs.run_files(out) == written
+
+
 def test_outputs_module_only_touches_its_own_names(tmp_path):
     (tmp_path / "log.csv").write_text("x")
     (tmp_path / "data.csv").write_text("mine")
@@ -386,6 +396,8 @@ def test_quality_figures_each_epoch_and_an_exact_resume(tmp_path, capsys, one_ev
     a, b = checkpoint.load(str(straight / CKPT)), checkpoint.load(str(split / CKPT))
     assert checkpoint.arrays_equal(a["netG"], b["netG"])
     assert (straight / "metrics.csv").read_text() == (split / "metrics.csv").read_text()
+    written = sorted(n for n in os.listdir(split) if os.path.isfile(split / n))
+    assert "metrics.csv" in written and outputs.run_files(split) == written
     rows = (split / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,epoch,n,fid,kid") and len(rows) == 3
 
