@@ -193,6 +193,8 @@ def test_sample_refuses_non_finite_weights(tmp_path, capsys):
     (["--sample-every", "0"], "--sample-every must be a positive number"),
     (["--sample-every", "-3"], "--sample-every must be a positive number"),
     (["--keep", "-1"], "--keep must be 0"),
+    (["--dataset", "mnist5k", "--eval-samples", "-1"], "--eval-samples must be 0 (off) or more than 3"),
+    (["--dataset", "mnist5k", "--eval-samples", "2"], "--eval-samples must be 0 (off) or more than 3"),
     (["--outf", "/proc/self/no-such-dir"], "is not a writable folder"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
