@@ -69,8 +69,8 @@ import nn
 from dcgan import checkpoint, outputs
 from dcgan.data import DATASETS, DatasetError, Loader, load_dataset
 from dcgan.images import save_grid, save_loss_plot
-from dcgan.models import (ARCHS, D_NORMS, IMAGE_SIZES, build_discriminator, build_generator,
-                          weights_init)
+from dcgan.models import (ARCHS, D_NORMS, FC_WIDTH, IMAGE_SIZES, build_discriminator,
+                          build_generator, weights_init)
 from dcgan.trainer import WGAN_LEGEND, CapturedStep, WganGp, generate, train_step
 
 LOSSES = ("bce", "bce-logits", "wgan-gp")
@@ -79,28 +79,29 @@ PYTORCH_DEFAULTS = dict(imageSize=64, ngf=64, ndf=64, niter=25, batchSize=64)
 # minutes (README, "Sample quality"): 16x16 trains several times more images
 # per second than 32x32, a G twice as wide as D, batches of 32, and Adam at
 # twice pytorch/examples' rate for the BCE losses.
-PRESETS = {"mnist5k": dict(imageSize=16, ngf=64, ndf=32, niter=90, batchSize=32)}
+PRESETS = {"mnist5k": dict(arch="infogan", nfc=512, ema=0.999, imageSize=16, ngf=64, ndf=32,
+                           niter=90, batchSize=32)}
 PRESET_OPTIM = {"mnist5k": {"bce": dict(lr=4e-4), "bce-logits": dict(lr=4e-4)}}
-FALLBACKS = dict(dataset="mnist5k", nz=100, arch="dcgan", n_critic=5,
+FALLBACKS = dict(dataset="mnist5k", nz=100, arch="dcgan", nfc=FC_WIDTH, ema=0.0, n_critic=5,
                  lambda_gp=10.0, spectral_norm=False, minibatch_std=0)
 # Defaults that depend on the loss (WGAN-GP: the paper's released code's
 # Adam, and no batch norm in the critic) or on the architecture.
 LOSS_DEFAULTS = {"wgan-gp": dict(lr=1e-4, beta1=0.5, beta2=0.9, d_norm="layer")}
 DCGAN_OPTIM = dict(lr=0.0002, beta1=0.5, beta2=0.999, d_norm="batch")
-ARCH_LOSS = {"dcgan": "bce", "leaky": "bce-logits"}
+ARCH_LOSS = {"dcgan": "bce", "leaky": "bce-logits", "infogan": "bce"}
 MINIBATCH_STD_GROUP = 4  # --minibatch-std without a number
 EVAL_SAMPLES = 1000  # the floor's count: the Frechet distance is biased by n
 METRIC_FIELDS = ("step", "epoch", "n", "fid", "kid", "kid_std", "precision", "recall",
                  "confident", "class_min", "class_max") + tuple(f"class_{k}" for k in range(10))
 # Arguments that fix the models' shapes: a resumed run must keep them.
-ARCHITECTURE = ("dataset", "imageSize", "nz", "ngf", "ndf", "loss", "arch", "d_norm",
+ARCHITECTURE = ("dataset", "imageSize", "nz", "ngf", "ndf", "loss", "arch", "nfc", "ema", "d_norm",
                 "spectral_norm", "minibatch_std")
 # Arguments a resumed run takes from the checkpoint unless given again (the
 # seed fixes the data order, so an exact resume keeps it).
 RESUMED = ("manualSeed", "batchSize", "dataroot", "lr", "beta1", "beta2", "niter", "n_critic",
            "lambda_gp", "eval_samples")
 # What a checkpoint written before these arguments existed was trained with.
-OLD_CHECKPOINT_ARGS = dict(arch="dcgan", d_norm="batch", spectral_norm=False, minibatch_std=0,
+OLD_CHECKPOINT_ARGS = dict(arch="dcgan", nfc=FC_WIDTH, ema=0.0, d_norm="batch", spectral_norm=False, minibatch_std=0,
                            beta2=0.999, n_critic=5, lambda_gp=10.0, eval_samples=None)
 WGAN_ONLY = ("n_critic", "lambda_gp")
 LOG_FIELDS = ("step", "epoch", "batch", "loss_d", "loss_g", "d_x", "d_g_z_before",
@@ -131,6 +132,10 @@ variants (every other flag is as for DCGAN; a resumed run keeps its variant):
   --arch leaky      ReLU -> LeakyReLU(0.2) in G; bias=True in every conv of
                     both models; D's first conv 2*ndf wide (rest as dcgan);
                     --loss defaults to bce-logits.
+  --arch infogan    InfoGAN's MNIST networks (Chen et al. 2016): G z -> FC
+                    (--nfc) -> FC -> 4x4 -> ConvTranspose2d layers as
+                    dcgan; D dcgan's convolutions -> FC (--nfc, BatchNorm
+                    or the --d-norm) -> FC -> 1. The default on mnist5k.
 """
 
 
@@ -208,9 +213,19 @@ def parse_args(argv=None):
     p.add_argument("--lambda-gp", dest="lambda_gp", type=float, default=None, metavar="L",
                    help="wgan-gp: weight of the gradient penalty (default 10)")
     p.add_argument("--arch", choices=ARCHS, default=None,
-                   help="dcgan (default): pytorch/examples' models; leaky: LeakyReLU(0.2) in G "
-                        "too, every convolution with a bias, D's first layer 2*ndf wide, "
-                        "--loss bce-logits by default")
+                   help="dcgan (default but on mnist5k): pytorch/examples' models; leaky: "
+                        "LeakyReLU(0.2) in G too, every convolution with a bias, D's first layer "
+                        "2*ndf wide, --loss bce-logits by default; infogan (the default on "
+                        "mnist5k): InfoGAN's MNIST networks, two fully connected layers in "
+                        "place of G's first and D's last convolution")
+    p.add_argument("--nfc", type=int, default=None, metavar="N",
+                   help=f"width of --arch infogan's fully connected layers (default "
+                        f"{FC_WIDTH}, InfoGAN's; {PRESETS['mnist5k']['nfc']} on mnist5k)")
+    p.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="also keep an exponential moving average of G's weights "
+                        "(nn.optim.swa_utils.AveragedModel, updated after every G step): the "
+                        "sample grids, the quality figures and netG_ema_epoch_N come from it "
+                        "(default 0, off; 0.999 on mnist5k)")
     p.add_argument("--d-norm", dest="d_norm", choices=D_NORMS, default=None,
                    help="normalisation of D's hidden layers: batch (BatchNorm2d; the default, "
                         "refused by wgan-gp), layer (LayerNorm over (C, H, W); the default for "
@@ -267,9 +282,12 @@ def resolve_args(args):
                 raise UsageError(f"--{_flag(k)}{'' if value is True else f' {value}'} differs "
                                  f"from {was}; a resumed run keeps the architecture it was "
                                  "trained with")
+    if args.dataset is None:
+        args.dataset = FALLBACKS["dataset"]
+    preset = PRESETS.get(args.dataset, {})  # its arch too, which the loss default follows
     for k, v in FALLBACKS.items():
         if getattr(args, k) is None:
-            setattr(args, k, v)
+            setattr(args, k, preset.get(k, v))
     if args.loss is None:
         args.loss = ARCH_LOSS[args.arch]
     for defaults in (PRESET_OPTIM.get(args.dataset, {}).get(args.loss, {}),
@@ -332,6 +350,9 @@ def model_bytes(args, nc=3):
         chans = [first] + widths + [last]
         params = sum(a * b * 16 for a, b in zip(chans, chans[1:]))
         acts = sum(w * (4 * 2 ** i) ** 2 for i, w in enumerate(widths)) * args.batchSize
+        if args.arch == "infogan":  # two fully connected layers, at most nfc + 16 w0 wide
+            params += (max(first, last) + 16 * widths[0]) * args.nfc
+            acts += 2 * args.nfc * args.batchSize
         total += 4 * (4 * params + 6 * acts)
     return total
 
@@ -374,6 +395,14 @@ def _check_variant(args, given):
     for k in ("beta1", "beta2"):
         if not 0 <= getattr(args, k) < 1:
             raise UsageError(f"--{k} must be in [0, 1), got {getattr(args, k)}")
+    if "nfc" in given and args.arch != "infogan":
+        raise UsageError(f"--nfc sets the fully connected width of --arch infogan; --arch "
+                         f"{args.arch} has no fully connected layer")
+    if args.nfc < 1:
+        raise UsageError(f"--nfc must be positive, got {args.nfc}")
+    if not 0 <= args.ema < 1:
+        raise UsageError(f"--ema must be a decay in [0, 1) (0 turns the average off), got "
+                         f"{args.ema}")
     if args.minibatch_std < 0 or ("minibatch_std" in given and args.minibatch_std < 1):
         raise UsageError(f"--minibatch-std needs a positive group size, got {args.minibatch_std}")
 
@@ -422,23 +451,34 @@ class CsvLog:
 
 
 def build_models(args, nc, ckpt):
-    netG = build_generator(nn, args.nz, args.ngf, nc, args.imageSize, arch=args.arch)
+    netG = build_generator(nn, args.nz, args.ngf, nc, args.imageSize, arch=args.arch,
+                           fc=args.nfc)
     netD = build_discriminator(nn, nc, args.ndf, args.imageSize, sigmoid=args.loss == "bce",
                                arch=args.arch, norm=args.d_norm,
                                spectral_norm=args.spectral_norm,
-                               minibatch_std=args.minibatch_std)
+                               minibatch_std=args.minibatch_std, fc=args.nfc)
     netG.apply(weights_init)
     netD.apply(weights_init)
     for model, which, path in ((netG, "netG", args.netG), (netD, "netD", args.netD)):
         if path:
             checkpoint.load_into(model, checkpoint.load_weights(path, which, args.trust_pickle),
                                  path)
+    ema = None
+    if args.ema:
+        ema = nn.optim.swa_utils.AveragedModel(
+            netG, multi_avg_fn=nn.optim.swa_utils.get_ema_multi_avg_fn(args.ema),
+            use_buffers=True)
     betas = (args.beta1, args.beta2)
     optG = nn.optim.Adam(netG.parameters(), lr=args.lr, betas=betas)
     optD = nn.optim.Adam(netD.parameters(), lr=args.lr, betas=betas)
     if ckpt is not None:
         checkpoint.load_into(netG, ckpt["netG"], args.resume)
         checkpoint.load_into(netD, ckpt["netD"], args.resume)
+        if ema is not None:
+            if "netG_ema" not in ckpt:
+                raise checkpoint.CheckpointError(f"checkpoint '{args.resume}' lacks netG_ema, "
+                                                 f"the average its --ema {args.ema} keeps")
+            checkpoint.load_into(ema, ckpt["netG_ema"], args.resume)
         for opt, which in ((optG, "optG"), (optD, "optD")):
             try:
                 opt.load_state_dict(ckpt[which])
@@ -449,12 +489,13 @@ def build_models(args, nc, ckpt):
             # (the saved ones, or those given again) are what this run uses.
             for group in opt.param_groups:
                 group["lr"], group["betas"] = args.lr, betas
-    return netG, netD, optG, optD
+    return netG, netD, optG, optD, ema
 
 
 def describe_variant(args):
     """The variant in a few words, for the first line of output."""
-    parts = [f"arch {args.arch}", f"loss {args.loss}"]
+    parts = [f"arch {args.arch}" + (f" (fc {args.nfc})" if args.arch == "infogan" else ""),
+             f"loss {args.loss}"]
     if args.loss == "wgan-gp":
         parts.append(f"n_critic {args.n_critic}, lambda_gp {args.lambda_gp:g}")
     parts.append(f"D norm {args.d_norm}")
@@ -463,6 +504,8 @@ def describe_variant(args):
     if args.minibatch_std:
         parts.append(f"minibatch stddev (groups of {args.minibatch_std})")
     parts.append(f"Adam lr {args.lr:g} betas ({args.beta1:g}, {args.beta2:g})")
+    if args.ema:
+        parts.append(f"EMA of G {args.ema:g}")
     return ", ".join(parts)
 
 
@@ -602,7 +645,8 @@ def train(args, ckpt):
     dataset = load_dataset(args.dataset, args.dataroot, args.imageSize, seed=args.manualSeed)
     loader = Loader(dataset, args.batchSize, seed=args.manualSeed, prefetch=args.workers)
     args.nc = dataset.nc  # saved with the arguments: the sampler rebuilds G from them
-    netG, netD, optG, optD = build_models(args, dataset.nc, ckpt)
+    netG, netD, optG, optD, ema = build_models(args, dataset.nc, ckpt)
+    sampler = ema.module if ema is not None else netG  # what the grids and figures show
     wgan = args.loss == "wgan-gp"
     if wgan:
         # The critic counter is the only state the schedule has; a run resumed
@@ -619,14 +663,21 @@ def train(args, ckpt):
 
         def iteration(real):
             noise = nn.randn(real.shape[0], args.nz, 1, 1)
-            return schedule.step(real, noise)  # alpha, then G's noise, drawn inside
+            g_steps = schedule.generator_steps
+            stats = schedule.step(real, noise)  # alpha, then G's noise, drawn inside
+            if ema is not None and schedule.generator_steps != g_steps:
+                ema.update_parameters(netG)
+            return stats
     else:
         criterion = nn.BCEWithLogitsLoss() if args.loss == "bce-logits" else nn.BCELoss()
         logits = args.loss == "bce-logits"
 
         def iteration(real):
             noise = nn.randn(real.shape[0], args.nz, 1, 1)
-            return train_step(netG, netD, optG, optD, criterion, real, noise, logits)
+            stats = train_step(netG, netD, optG, optD, criterion, real, noise, logits)
+            if ema is not None:
+                ema.update_parameters(netG)
+            return stats
 
         if args.cuda_graph:
             if backend != "cupy":
@@ -637,7 +688,10 @@ def train(args, ckpt):
 
             def iteration(real):  # noqa: F811 -- the captured step replaces the eager one
                 noise = nn.randn(real.shape[0], args.nz, 1, 1)
-                return captured(real, noise)
+                stats = captured(real, noise)
+                if ema is not None:
+                    ema.update_parameters(netG)
+                return stats
 
     if ckpt is None:
         fixed_noise = nn.randn(64, args.nz, 1, 1)
@@ -714,13 +768,13 @@ def train(args, ckpt):
                 if args.sample_every and step % args.sample_every == 0:
                     path = os.path.join(outf, f"fake_samples_step_{step:06d}.png")
                     _write("an image", path, ckpt_path,
-                           lambda: save_grid(generate(netG, fixed_noise), path))
+                           lambda: save_grid(generate(sampler, fixed_noise), path))
             bar.close()
             i, seconds = -1, time.perf_counter() - t_epoch
             check_finite(netG, netD, step, epoch + 1, ckpt_path)
-            figures = quality.score(netG, epoch + 1, step) if quality else None
+            figures = quality.score(sampler, epoch + 1, step) if quality else None
             save_epoch(args, outf, epoch + 1, step, netG, netD, optG, optD, fixed_noise,
-                       schedule.state_dict() if wgan else None, log, quality)
+                       schedule.state_dict() if wgan else None, log, quality, ema)
             saved_epoch = epoch + 1
             rows = log.rows[rows_before:]
             print(epoch_summary(epoch + 1, args.niter, rows, seconds,
@@ -749,23 +803,25 @@ def train(args, ckpt):
 
 
 def save_epoch(args, outf, epoch, step, netG, netD, optG, optD, fixed_noise, trainer, log,
-               quality=None):
+               quality=None, ema=None):
     """Everything written at the end of an epoch; the checkpoint goes last, so
     a resumed run never finds a checkpoint newer than its other files."""
     ckpt_path = os.path.join(outf, checkpoint.CHECKPOINT_NAME)
     grid = os.path.join(outf, f"fake_samples_epoch_{epoch:03d}.png")
-    _write("an image", grid, ckpt_path, lambda: save_grid(generate(netG, fixed_noise), grid))
+    sampler = ema.module if ema is not None else netG
+    _write("an image", grid, ckpt_path, lambda: save_grid(generate(sampler, fixed_noise), grid))
     plot = os.path.join(outf, "losses.png")
     _write("the loss plot", plot, ckpt_path,
            lambda: save_loss_plot(log.rows, plot, loss=args.loss, lambda_gp=args.lambda_gp,
                                   quality=quality and (quality.log.rows, quality.evaluator.floor)))
-    for model, which in ((netG, "netG"), (netD, "netD")):
+    models = [(netG, "netG"), (netD, "netD")] + ([(ema.module, "netG_ema")] if ema else [])
+    for model, which in models:
         path = os.path.join(outf, f"{which}_epoch_{epoch}.safetensors")
         _write("weights", path, ckpt_path, lambda: checkpoint.save_weights(path, model, which))
     saved = {k: v for k, v in vars(args).items() if k not in ("changed",)}
     _write("the checkpoint", ckpt_path, ckpt_path, lambda: checkpoint.save(
         ckpt_path, args=saved, epoch=epoch, iteration=step, netG=netG, netD=netD, optG=optG,
-        optD=optD, fixed_noise=fixed_noise, trainer=trainer))
+        optD=optD, fixed_noise=fixed_noise, trainer=trainer, netG_ema=ema))
     outputs.prune_weights(outf, args.keep, epoch)
 
 

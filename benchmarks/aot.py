@@ -66,6 +66,10 @@ SPILL_BUDGET = 320
 
 # DCGAN at 64x64 (pytorch/examples' defaults): latent 100, 64 feature maps.
 DCGAN = {"batch": 128, "image": 64, "nz": 100, "ngf": 64, "ndf": 64, "nc": 3}
+# train.py's default run (mnist5k's preset): InfoGAN's networks at 16x16,
+# whose fully connected layers and BatchNorm1d the DCGAN step does not reach.
+MNIST5K = {"batch": 32, "image": 16, "nz": 100, "ngf": 64, "ndf": 32, "nc": 1,
+           "arch": "infogan", "fc": 512}
 
 # The step's configurations: (dtype, float32 dot precision).
 STEP_CONFIGS = (("float32", "ieee"), ("float32", "tf32"), ("float64", "ieee"))
@@ -118,8 +122,9 @@ def step_launches(dtype, precision, cfg=DCGAN, backend="triton"):
     from dcgan.trainer import train_step
     b, s = cfg["batch"], cfg["image"]
     with nn.use_backend(backend), recording(precision, backend) as launches:
-        G = build_generator(nn, cfg["nz"], cfg["ngf"], cfg["nc"], s).to(dtype)
-        D = build_discriminator(nn, cfg["nc"], cfg["ndf"], s).to(dtype)
+        arch = {k: cfg[k] for k in ("arch", "fc") if k in cfg}
+        G = build_generator(nn, cfg["nz"], cfg["ngf"], cfg["nc"], s, **arch).to(dtype)
+        D = build_discriminator(nn, cfg["nc"], cfg["ndf"], s, **arch).to(dtype)
         optG = nn.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
         optD = nn.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
         real = nn.tensor(np.full((b, cfg["nc"], s, s), 0.5, dtype))
@@ -220,6 +225,7 @@ def all_launches(cfg=DCGAN):
     groups = {}
     for dtype, precision in STEP_CONFIGS:
         groups[f"step {dtype} {precision}"] = step_launches(dtype, precision, cfg)
+    groups["step float32 ieee mnist5k infogan"] = step_launches("float32", "ieee", MNIST5K)
     for dtype in ("float32", "float64"):
         groups[f"ops {dtype}"] = op_launches(dtype)
         groups[f"fused bn {dtype}"] = fused_bn_launches(dtype)

@@ -6,7 +6,8 @@ safetensors file (nn/serialization.py), which is plain data:
 
 - `checkpoint.safetensors` (train.py, each epoch): the tensors of both
   models' state_dicts under "netG." and "netD." (torch's keys after the
-  prefix), both optimizers' state tensors under "optG." / "optD.", and the
+  prefix; with --ema, the average's under "netG_ema.", AveragedModel's
+  "module.<key>" and "n_averaged"), both optimizers' state tensors under "optG." / "optD.", and the
   fixed noise; its metadata holds the format tag and, as JSON, everything
   else: the arguments, the next epoch and the global iteration, both
   optimizers' hyper-parameters, every backend's RNG state and, for a
@@ -113,14 +114,18 @@ def rng_preserved():
         restore_rng_states(states)
 
 
-def save(path, *, args, epoch, iteration, netG, netD, optG, optD, fixed_noise, trainer=None):
-    """The whole training state, atomically, as one safetensors file."""
+def save(path, *, args, epoch, iteration, netG, netD, optG, optD, fixed_noise, trainer=None,
+         netG_ema=None):
+    """The whole training state, atomically, as one safetensors file
+    (netG_ema: train.py --ema's AveragedModel, under "netG_ema.")."""
     tree = {"args": dict(args), "epoch": epoch, "iteration": iteration,
             "netG": netG.state_dict(), "netD": netD.state_dict(),
             "optG": optG.state_dict(), "optD": optD.state_dict(), "rng": rng_states(),
             "fixed_noise": fixed_noise}
     if trainer is not None:
         tree["trainer"] = dict(trainer)
+    if netG_ema is not None:
+        tree["netG_ema"] = netG_ema.state_dict()
     tensors = {}
     state = {k: _encode(v, k, tensors) for k, v in tree.items()}
     save_file(tensors, path, {"format": FORMAT, "version": str(VERSION),
@@ -217,6 +222,20 @@ def load_weights(path, which, trust_pickle=False):
     if ckpt.get("which") not in (None, which):
         raise CheckpointError(f"'{path}' holds {ckpt.get('which')} weights, not {which}")
     return ckpt["state_dict"]
+
+
+def generator_weights(path, average=True, trust_pickle=False):
+    """(G's state_dict, "netG" or "netG_ema") from a checkpoint (its average
+    when it keeps one and `average`), or from a netG / netG_ema weights file."""
+    ckpt = load(path, trust_pickle)
+    if ckpt["format"] == FORMAT:
+        if average and "netG_ema" in ckpt:  # AveragedModel's keys: module.<key>, n_averaged
+            return {k[len("module."):]: v for k, v in ckpt["netG_ema"].items()
+                    if k.startswith("module.")}, "netG_ema"
+        return ckpt["netG"], "netG"
+    if ckpt.get("which") not in (None, "netG", "netG_ema"):
+        raise CheckpointError(f"'{path}' holds {ckpt.get('which')} weights, not a generator's")
+    return ckpt["state_dict"], ckpt.get("which") or "netG"
 
 
 def load_into(model, state_dict, path):

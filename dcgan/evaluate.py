@@ -126,39 +126,55 @@ def noise_images(n, image_size, seed=CEILING_SEED):
 # --- generators from files ----------------------------------------------------
 
 def generator_shape(state_dict):
-    """(nz, ngf, nc, imageSize, arch) of a dcgan.models generator, read off
-    its state_dict: the ConvTranspose2d weights are main.{i}.weight with 4
-    dims, (nz, w0, 4, 4) first and (ngf, nc, 4, 4) last; one per doubling
-    from 4 x 4, so imageSize = 2 ** (count + 1); arch leaky has conv biases."""
-    convs = sorted((int(k.split(".")[1]), v.shape) for k, v in state_dict.items()
-                   if k.startswith("main.") and k.endswith(".weight") and np.ndim(v) == 4)
+    """{nz, ngf, nc, imageSize, arch, fc} of a dcgan.models generator, read
+    off its state_dict. The ConvTranspose2d weights are main.{i}.weight with
+    4 dims, (ngf, nc, 4, 4) last, one per doubling of the size; arch dcgan
+    and leaky start with one from z, (nz, w0, 4, 4), and leaky's have biases;
+    arch infogan starts with two Linear weights (2 dims), (fc, nz) first.
+    fc is None but for infogan."""
+    weights = sorted((int(k.split(".")[1]), np.shape(v)) for k, v in state_dict.items()
+                     if k.startswith("main.") and k.endswith(".weight") and np.ndim(v) in (2, 4))
+    convs = [(i, shape) for i, shape in weights if len(shape) == 4]
+    linears = [shape for _, shape in weights if len(shape) == 2]
     if not convs:
         raise EvaluateError("the weights hold no generator convolutions (main.N.weight)")
-    first, last = convs[0][1], convs[-1][1]
+    last = convs[-1][1]
+    if linears:
+        return {"nz": linears[0][1], "ngf": last[0], "nc": last[1],
+                "imageSize": 2 ** (len(convs) + 2), "arch": "infogan", "fc": linears[0][0]}
     arch = "leaky" if f"main.{convs[0][0]}.bias" in state_dict else "dcgan"
-    return first[0], last[0], last[1], 2 ** (len(convs) + 1), arch
+    return {"nz": convs[0][1][0], "ngf": last[0], "nc": last[1],
+            "imageSize": 2 ** (len(convs) + 1), "arch": arch, "fc": None}
 
 
-def load_generator(path, shape=None):
-    """(netG in train mode, info dict: nz, ngf, nc, imageSize, arch, dataset)
-    from a train.py checkpoint (its saved args) or a netG weights file (the
-    shape read off the weights; `shape` overrides any of them). The same
-    steps as dcgan.sample's (build_generator + checkpoint.load_into)."""
-    ckpt = checkpoint.load(path)
-    state = checkpoint.load_weights(path, "netG")
-    nz, ngf, nc, image_size, arch = generator_shape(state)
-    info = {"nz": nz, "ngf": ngf, "nc": nc, "imageSize": image_size, "arch": arch,
-            "dataset": None}
-    if ckpt["format"] == checkpoint.FORMAT:
-        saved = ckpt["args"]
-        info.update({k: saved[k] for k in info if saved.get(k) is not None})
+def build_from_weights(state, saved=None, shape=None, path="the weights"):
+    """(netG holding `state`, info: nz, ngf, nc, imageSize, arch, fc, dataset):
+    the shape read off the weights, then a checkpoint's saved arguments
+    (`saved`: train.py's args; its `nfc` is fc), then `shape`'s non-None
+    values, each overriding the one before."""
+    info = {**generator_shape(state), "dataset": None}
+    saved = dict(saved or {}, fc=(saved or {}).get("nfc"))
+    info.update({k: saved[k] for k in info if saved.get(k) is not None})
     info.update({k: v for k, v in (shape or {}).items() if v is not None})
     if info["arch"] not in ARCHS:
         raise EvaluateError(f"'{path}': unknown generator arch {info['arch']!r}")
     netG = build_generator(nn, info["nz"], info["ngf"], info["nc"], info["imageSize"],
-                           arch=info["arch"])
+                           arch=info["arch"], **({"fc": info["fc"]} if info["fc"] else {}))
     checkpoint.load_into(netG, state, path)
     return netG, info
+
+
+def load_generator(path, shape=None, average=True):
+    """(netG in train mode, info dict: nz, ngf, nc, imageSize, arch, fc, dataset,
+    weights) from a train.py checkpoint (its saved args; the average of G
+    when it keeps one, unless average=False) or a netG / netG_ema weights
+    file (the shape read off the weights; `shape` overrides any of them).
+    info["weights"] says which: "netG" or "netG_ema"."""
+    ckpt = checkpoint.load(path)
+    state, which = checkpoint.generator_weights(path, average)
+    saved = ckpt["args"] if ckpt["format"] == checkpoint.FORMAT else None
+    netG, info = build_from_weights(state, saved, shape, path)
+    return netG, {**info, "weights": which}
 
 
 def check_digit_model(path, info):
@@ -209,6 +225,8 @@ def main(argv=None):
                         "or the running ones")
     p.add_argument("--seed", type=int, default=NOISE_SEED, help="seed of the noise")
     p.add_argument("--backend", default=None, help="compute backend")
+    p.add_argument("--no-ema", dest="average", action="store_false",
+                   help="score the checkpoint's last G, not its moving average (train.py --ema)")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     try:
@@ -217,7 +235,7 @@ def main(argv=None):
                                 f"positive, got {args.n} and {args.batch_size}")
         if args.backend:
             nn.set_backend(args.backend)
-        netG, info = load_generator(args.checkpoint)
+        netG, info = load_generator(args.checkpoint, average=args.average)
         check_digit_model(args.checkpoint, info)
         images = sample(netG, args.n, info["nz"], args.seed, args.batch_size, args.bn)
         ev = Evaluator(info["imageSize"])
@@ -226,7 +244,8 @@ def main(argv=None):
         print(f"dcgan.evaluate: error: {e}", file=sys.stderr)
         return 2
     print(f"{args.checkpoint}: generator nz {info['nz']}, ngf {info['ngf']}, "
-          f"{info['nc']}x{info['imageSize']}x{info['imageSize']}, arch {info['arch']}; "
+          f"{info['nc']}x{info['imageSize']}x{info['imageSize']}, arch {info['arch']}"
+          f"{' (the moving average of G)' if info['weights'] == 'netG_ema' else ''}; "
           f"{args.n} samples (seed {args.seed}, BatchNorm {args.bn} statistics, batches of "
           f"{args.batch_size}), backend {nn.get_backend()}")
     print(f"against the {REFERENCE_COUNT} held-out real digits, on the digit classifier's "

@@ -119,10 +119,13 @@ def kernel_distance(a, b, subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, seed
     sizes every subset is the whole set and the std is 0: pass a smaller
     subset_size for a spread.
 
-    The three kernel matrices are computed once over the whole sets and each
-    subset reads its rows and columns out of them: the same numbers as
-    computing each subset's kernels afresh, for (n_a + n_b)^2 d work instead
-    of 3 subsets m^2 d."""
+    The three kernel matrices are computed once over the whole sets, and
+    every subset's sums come out of them at once: with S the (subsets, n)
+    0/1 matrix whose row i marks subset i, the sum of K over subset i's pairs
+    is row i of (S K) . S (one matrix product for all subsets instead of
+    gathering subsets m x m blocks, ~30x faster at n = 1000). The same
+    estimate as mmd2_unbiased on each subset's blocks, up to the order of the
+    float64 sums (tests/test_metrics.py checks it against a pair loop)."""
     a, b = _pair("kernel_distance", a, b)
     if subsets < 1 or subset_size < 2:
         raise ValueError(f"kernel_distance: need subsets >= 1 and subset_size >= 2, got "
@@ -130,11 +133,17 @@ def kernel_distance(a, b, subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, seed
     m = min(subset_size, len(a), len(b))
     k_aa, k_ab, k_bb = polynomial_kernel(a, a), polynomial_kernel(a, b), polynomial_kernel(b, b)
     rng = np.random.RandomState(seed)
-    values = np.empty(subsets)
-    for i in range(subsets):
-        x = rng.choice(len(a), m, replace=False)
-        y = rng.choice(len(b), m, replace=False)
-        values[i] = mmd2_unbiased(k_aa[np.ix_(x, x)], k_ab[np.ix_(x, y)], k_bb[np.ix_(y, y)])
+    s_a, s_b = np.zeros((subsets, len(a))), np.zeros((subsets, len(b)))
+    for i in range(subsets):  # the draws in torch-fidelity's order: x, then y
+        s_a[i, rng.choice(len(a), m, replace=False)] = 1.0
+        s_b[i, rng.choice(len(b), m, replace=False)] = 1.0
+
+    def pair_sums(s_x, k, s_y):
+        return np.einsum("ij,ij->i", s_x @ k, s_y)
+
+    within = (pair_sums(s_a, k_aa, s_a) - s_a @ np.diag(k_aa)
+              + pair_sums(s_b, k_bb, s_b) - s_b @ np.diag(k_bb)) / (m * (m - 1))
+    values = within - 2.0 * pair_sums(s_a, k_ab, s_b) / (m * m)
     return float(values.mean()), float(values.std())
 
 

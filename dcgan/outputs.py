@@ -22,13 +22,13 @@ import time
 # Every name train.py writes into --outf (checkpoint.pkl: the old format).
 RUN_FILES = ("checkpoint.safetensors", "checkpoint.pkl", "log.csv", "metrics.csv", "losses.png",
              "real_samples.png", "fake_samples_epoch_*.png", "fake_samples_step_*.png",
-             "netG_epoch_*", "netD_epoch_*")
+             "netG_epoch_*", "netD_epoch_*", "netG_ema_epoch_*")
 # A run is there if one of these is.
 RUN_MARKERS = ("checkpoint.safetensors", "checkpoint.pkl", "log.csv")
 DRY_RUN_DIR = "dry-run"
 # nn.serialization.atomic_write's temporaries, and the old `<name>.tmp<pid>` ones.
 TEMPORARY = re.compile(r"^\.?.+\.tmp(\d+)$")
-WEIGHTS = re.compile(r"^net[GD]_epoch_(\d+)\.(safetensors|pkl)$")
+WEIGHTS = re.compile(r"^net(?:G|D|G_ema)_epoch_(\d+)\.(safetensors|pkl)$")
 
 
 class OutputError(Exception):

@@ -4,10 +4,13 @@
 
 CHECKPOINT is train.py's checkpoint.safetensors (the model's shape and
 --arch come from the arguments it holds), or a netG_epoch_N.safetensors
-weights file (or any safetensors file of a DCGAN generator's state_dict,
-torch's included) together with the shape flags (and --arch leaky for that
-variant's generator). Weights that hold NaN or infinity are refused: they
-would only draw a grey or black grid.
+weights file (or any safetensors file of a dcgan.models generator's
+state_dict, torch's included), whose shape and arch are read off the
+weights (dcgan.evaluate.build_from_weights). The shape flags override
+either. Weights that hold NaN or infinity are refused: they would only draw
+a grey or black grid.
+A checkpoint of a run with --ema is sampled through its moving average of G
+(--no-ema: the last G).
 --bn batch (the default) normalises with the statistics of the sampled
 batch, as pytorch/examples' grids do; --bn eval uses the running statistics,
 as a deployed model would (pytorch/examples PRs #804 and #807).
@@ -19,8 +22,9 @@ import sys
 
 import nn
 from dcgan import checkpoint
+from dcgan.evaluate import EvaluateError, build_from_weights
 from dcgan.images import save_grid
-from dcgan.models import ARCHS, build_generator
+from dcgan.models import ARCHS
 from dcgan.trainer import generate
 
 
@@ -36,9 +40,11 @@ def main(argv=None):
     p.add_argument("--backend", default=None, help="compute backend")
     for flag in ("nz", "ngf", "nc", "imageSize"):
         p.add_argument(f"--{flag}", type=int, default=None,
-                       help="model shape, for a weights-only file")
+                       help="model shape (default: read off the weights)")
     p.add_argument("--arch", choices=ARCHS, default=None,
-                   help="generator architecture, for a weights-only file (default dcgan)")
+                   help="generator architecture (default: read off the weights)")
+    p.add_argument("--no-ema", dest="average", action="store_false",
+                   help="sample the checkpoint's last G, not its moving average (train.py --ema)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="also read this project's old pickle files (they can run code: only "
                         "for files you trust)")
@@ -57,35 +63,28 @@ def main(argv=None):
         if args.backend:
             nn.set_backend(args.backend)
         ckpt = checkpoint.load(args.checkpoint, trust_pickle=args.trust_pickle)
-        shape = {"nz": args.nz, "ngf": args.ngf, "nc": args.nc, "imageSize": args.imageSize}
-        arch = args.arch
-        if ckpt["format"] == checkpoint.FORMAT:
-            saved = ckpt["args"]
-            shape = {k: v if v is not None else saved.get(k) for k, v in shape.items()}
-            arch = arch or saved.get("arch", "dcgan")
-        missing = [k for k, v in shape.items() if v is None]
-        if missing:
-            raise checkpoint.CheckpointError(
-                f"'{args.checkpoint}' holds weights only; give --{' --'.join(missing)}")
-        weights = checkpoint.load_weights(args.checkpoint, "netG", args.trust_pickle)
+        weights, which = checkpoint.generator_weights(args.checkpoint, args.average,
+                                                      args.trust_pickle)
         bad = checkpoint.non_finite(weights)
         if bad:
             raise checkpoint.CheckpointError(
                 f"'{args.checkpoint}' holds non-finite generator weights ({', '.join(bad[:3])}"
                 f"{' ...' if len(bad) > 3 else ''}): the run that wrote it diverged")
-        netG = build_generator(nn, shape["nz"], shape["ngf"], shape["nc"], shape["imageSize"],
-                               arch=arch or "dcgan")
-        checkpoint.load_into(netG, weights, args.checkpoint)
+        saved = ckpt["args"] if ckpt["format"] == checkpoint.FORMAT else None
+        flags = {"nz": args.nz, "ngf": args.ngf, "nc": args.nc, "imageSize": args.imageSize,
+                 "arch": args.arch}
+        netG, shape = build_from_weights(weights, saved, flags, args.checkpoint)
         nn.manual_seed(args.seed)
         noise = nn.randn(args.n, shape["nz"], 1, 1)
         save_grid(generate(netG, noise, bn=args.bn), args.out, nrow=args.nrow)
-    except (checkpoint.CheckpointError, ValueError, RuntimeError) as e:
+    except (checkpoint.CheckpointError, EvaluateError, ValueError, RuntimeError) as e:
         print(f"dcgan.sample: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
         print(f"dcgan.sample: error: cannot write '{args.out}': {e.strerror or e}", file=sys.stderr)
         return 2
-    print(f"wrote {args.n} samples ({args.bn} BatchNorm statistics) to {args.out}")
+    print(f"wrote {args.n} samples of {'the moving average of G' if which == 'netG_ema' else 'G'} "
+          f"({args.bn} BatchNorm statistics) to {args.out}")
     return 0
 
 

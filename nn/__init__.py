@@ -14,9 +14,9 @@ from .autograd import (Function, FunctionCtx, enable_grad, is_grad_enabled, no_g
 from .backend import get_backend, manual_seed, set_backend, use_backend
 from .functional import cat, matmul, stack, where
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
-from .layers import (BatchNorm2d, BCELoss, BCEWithLogitsLoss, Conv2d, ConvTranspose2d,
-                     CrossEntropyLoss, Flatten, L1Loss, LayerNorm, LeakyReLU, Linear,
-                     MinibatchStdDev, MSELoss, NLLLoss, ReLU, Sigmoid, Tanh)
+from .layers import (BatchNorm1d, BatchNorm2d, BCELoss, BCEWithLogitsLoss, Conv2d,
+                     ConvTranspose2d, CrossEntropyLoss, Flatten, L1Loss, LayerNorm, LeakyReLU, Linear,
+                     MinibatchStdDev, MSELoss, NLLLoss, ReLU, Sigmoid, Tanh, Unflatten)
 from .module import Module, Sequential
 from .tensor import (Parameter, Tensor, bool_, float32, float64, full, get_default_dtype, int64,
                      ones, rand, randn, set_default_dtype, tensor, zeros)
@@ -55,10 +55,11 @@ def minimum(input, other):
 
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "BatchNorm2d", "Conv2d", "ConvTranspose2d",
+    "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d",
     "CrossEntropyLoss", "Flatten", "Function", "FunctionCtx", "GradcheckError", "L1Loss",
     "LayerNorm", "LeakyReLU", "Linear", "MinibatchStdDev", "MSELoss", "Module", "NLLLoss", "Parameter", "ReLU",
-    "Sequential", "Sigmoid", "Tanh", "Tensor", "abs", "autograd", "bool_", "cat", "enable_grad",
+    "Sequential", "Sigmoid", "Tanh", "Tensor", "Unflatten", "abs", "autograd", "bool_", "cat",
+    "enable_grad",
     "exp", "log", "sigmoid", "sqrt", "tanh",
     "float32", "float64", "full", "functional", "get_backend", "get_default_dtype", "gradcheck",
     "gradgradcheck", "init", "int64", "is_grad_enabled", "manual_seed", "matmul", "maximum",

@@ -145,10 +145,13 @@ class BatchNorm2d(Module):
         return F.batch_norm_act(*self._arguments(input), activation=activation,
                                 negative_slope=negative_slope)
 
+    _ranks, _expected = (4,), "4D input (N, C, H, W)"
+
     def _arguments(self, input):
         """batch_norm's arguments for this call (counting the batch in training)."""
-        if input.ndim != 4:
-            raise ValueError(f"BatchNorm2d: expected 4D input (N, C, H, W), got shape {input.shape}")
+        if input.ndim not in self._ranks:
+            raise ValueError(f"{type(self).__name__}: expected {self._expected}, got shape "
+                             f"{input.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             counter = self.num_batches_tracked
@@ -163,6 +166,20 @@ class BatchNorm2d(Module):
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(BatchNorm2d):
+    """torch.nn.BatchNorm1d: per channel over N (and L) of an (N, C) or
+    (N, C, L) input; the same op, state and fusion as BatchNorm2d's, on a
+    4-D view (N, C, L, 1)."""
+
+    _ranks, _expected = (2, 3), "2D or 3D input (N, C) or (N, C, L)"
+
+    def forward_with_activation(self, input, activation, negative_slope=0.0):
+        x, *rest = self._arguments(input)
+        y = F.batch_norm_act(x.reshape(*x.shape, *(1,) * (4 - x.ndim)), *rest,
+                             activation=activation, negative_slope=negative_slope)
+        return y.reshape(*input.shape)
 
 
 class LeakyReLU(Module):
@@ -324,6 +341,20 @@ class Flatten(Module):
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """torch.nn.Unflatten: dim `dim` split into `unflattened_size`."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, input):
+        return input.unflatten(self.dim, self.unflattened_size)
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 class MinibatchStdDev(Module):

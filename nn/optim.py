@@ -218,3 +218,6 @@ def _bump_versions(params, states, keys):
         for k in keys:
             if st.get(k) is not None and hasattr(st[k], "_bump_version"):
                 st[k]._bump_version()
+
+
+from . import swa_utils  # noqa: E402 -- torch.optim.swa_utils' place (AveragedModel, EMA)

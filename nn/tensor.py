@@ -5,6 +5,8 @@ CPU, CuPy on a GPU). Ops run on the *active* backend and refuse tensors that
 live on another device, with an error that says how to move them.
 """
 
+import copy
+import math
 import operator
 
 import numpy as np
@@ -56,6 +58,23 @@ class Tensor:
         self._leaf_edge = None   # graph edge of a leaf, made on first use
 
     __hash__ = object.__hash__  # identity, as torch: == is elementwise below
+
+    def __deepcopy__(self, memo):
+        """A copy of the array on the same backend (torch's semantics: a
+        deep-copied module stays on its device); leaves only, as torch."""
+        if self.grad_fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol")
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        Tensor.__init__(new, self._backend.astype(self.data, self.dtype), self.requires_grad,
+                        _backend=self._backend)
+        if self.grad is not None:
+            new.grad = copy.deepcopy(self.grad, memo)
+        for k, v in self.__dict__.items():  # a subclass's own attributes
+            if k not in new.__dict__:
+                setattr(new, k, copy.deepcopy(v, memo))
+        return new
 
     @property
     def data(self):
@@ -460,6 +479,19 @@ class Tensor:
         if s > e:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         return self.reshape(*self.shape[:s], -1, *self.shape[e + 1:])
+
+    def unflatten(self, dim, sizes):
+        """Dim `dim` split into `sizes` (one of them may be -1), as torch."""
+        d = _dim(dim, self.ndim, "unflatten")
+        sizes = tuple(sizes)
+        if not sizes:
+            raise ValueError("unflatten: sizes must name at least one dim")
+        known = math.prod(s for s in sizes if s != -1)
+        if sizes.count(-1) > 1 or (sizes.count(-1) == 0 and known != self.shape[d]) or \
+                (sizes.count(-1) == 1 and (known == 0 or self.shape[d] % known)):
+            raise ValueError(f"unflatten: sizes {sizes} do not multiply to dim {dim}'s "
+                             f"size {self.shape[d]} (of shape {self.shape})")
+        return self.reshape(*self.shape[:d], *sizes, *self.shape[d + 1:])
 
     def permute(self, *dims):
         from .ops import Permute

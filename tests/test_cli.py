@@ -342,9 +342,9 @@ def test_every_file_a_run_writes_is_known_to_the_run_folder_rule(tmp_path):
     """outputs.RUN_FILES must name everything train.py writes, or a fresh run
     would leave part of an old run behind when it moves the run aside."""
     out = tmp_path / "out"
-    assert run(out, "--niter", "1", "--sample-every", "4") == 0
+    assert run(out, "--niter", "1", "--sample-every", "4", "--ema", "0.9") == 0
     written = sorted(n for n in os.listdir(out) if os.path.isfile(out / n))
-    assert "fake_samples_step_000004.png" in written
+    assert "fake_samples_step_000004.png" in written and "netG_ema_epoch_1.safetensors" in written
     assert outputs.run_files(out) == written
 
 

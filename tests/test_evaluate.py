@@ -87,11 +87,17 @@ def test_command_on_checkpoint_and_weights_file(tmp_path, capsys):
                                    {k: v.numpy() for k, v in netG.state_dict().items()})
 
 
-@pytest.mark.parametrize("arch,size", [("dcgan", 32), ("leaky", 16), ("dcgan", 64)])
+@pytest.mark.parametrize("arch,size", [("dcgan", 32), ("leaky", 16), ("dcgan", 64),
+                                       ("infogan", 16), ("infogan", 32)])
 def test_generator_shape_from_weights(arch, size):
-    g = build_generator(nn, 12, 6, 1, size, arch=arch)
+    fc = 20 if arch == "infogan" else None
+    g = build_generator(nn, 12, 6, 1, size, arch=arch, **({"fc": fc} if fc else {}))
     state = {k: v.numpy() for k, v in g.state_dict().items()}
-    assert evaluate.generator_shape(state) == (12, 6, 1, size, arch)
+    assert evaluate.generator_shape(state) == dict(nz=12, ngf=6, nc=1, imageSize=size,
+                                                   arch=arch, fc=fc)
+    netG, info = evaluate.build_from_weights(state)
+    assert info["fc"] == fc and checkpoint.arrays_equal(
+        state, {k: v.numpy() for k, v in netG.state_dict().items()})
 
 
 def test_sample_leaves_the_library_rng_alone():

@@ -38,6 +38,11 @@ VARIANTS = {
     "bce_sn_mbstd": ("bce", dict(arch="dcgan", norm="batch", spectral_norm=True,
                                  minibatch_std=2), None),
     "leaky": ("bce-logits", dict(arch="leaky", norm="batch"), None),
+    # fully connected layers (BatchNorm1d, Unflatten; LayerNorm and spectral
+    # norm on a Linear under WGAN-GP)
+    "infogan": ("bce", dict(arch="infogan", norm="batch", fc=12), None),
+    "infogan_wgan-gp_layer_sn": ("wgan-gp", dict(arch="infogan", norm="layer", spectral_norm=True,
+                                                 fc=12), 2),
 }
 OPTIM = {"wgan-gp": dict(lr=1e-4, betas=(0.5, 0.9)), "bce": dict(lr=2e-4, betas=(0.5, 0.999)),
          "bce-logits": dict(lr=2e-4, betas=(0.5, 0.999))}
@@ -71,11 +76,11 @@ class ProGANMinibatchStdDev(torch.nn.Module):
 
 
 def _init_torch(model, gen):
-    """Every parameter drawn (conv weights N(0, 0.02) as DCGAN's init, norm
+    """Every parameter drawn (conv and linear weights N(0, 0.02) as DCGAN's init, norm
     scales N(1, 0.1), biases N(0, 0.05)), so no affine term is trivial."""
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("weight_orig") or (name.endswith("weight") and p.ndim == 4):
+            if name.endswith("weight_orig") or (name.endswith("weight") and p.ndim in (2, 4)):
                 p.normal_(0.0, 0.02, generator=gen)
             elif name.endswith("weight"):
                 p.normal_(1.0, 0.1, generator=gen)
@@ -104,7 +109,8 @@ def _models(variant, seed):
     size, width, _, _ = sizes()
     sigmoid = loss == "bce"
     torch.manual_seed(seed)  # torch's spectral_norm draws u and v from the global generator
-    tG = build_generator(torch.nn, NZ, width, NC, size, arch=d_kwargs["arch"])
+    g_kwargs = {k: d_kwargs[k] for k in ("arch", "fc") if k in d_kwargs}
+    tG = build_generator(torch.nn, NZ, width, NC, size, **g_kwargs)
     tD = build_discriminator(torch.nn, NC, width, size, sigmoid=sigmoid,
                              minibatch_std_layer=ProGANMinibatchStdDev, **d_kwargs)
     gen = torch.Generator().manual_seed(seed)
@@ -113,7 +119,7 @@ def _models(variant, seed):
     tG, tD = tG.double(), tD.double()
     for m in (tG, tD):
         m.initial = {k: v.detach().clone() for k, v in m.state_dict().items()}
-    oG = build_generator(nn, NZ, width, NC, size, arch=d_kwargs["arch"]).to(np.float64)
+    oG = build_generator(nn, NZ, width, NC, size, **g_kwargs).to(np.float64)
     oD = build_discriminator(nn, NC, width, size, sigmoid=sigmoid, **d_kwargs).to(np.float64)
     oG.load_state_dict(tG.state_dict())
     oD.load_state_dict(tD.state_dict())

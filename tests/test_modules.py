@@ -523,19 +523,28 @@ def _bn_id(kw):
     return ",".join(f"{k}={v}" for k, v in kw.items()) or "default"
 
 
+BN_KINDS = {  # module: the input's shape around C
+    "BatchNorm2d": lambda C: (4, C, 5, 6),
+    "BatchNorm1d": lambda C: (5, C),
+    "BatchNorm1d-NCL": lambda C: (3, C, 7),
+}
+
+
+@pytest.mark.parametrize("kind", list(BN_KINDS))
 @pytest.mark.parametrize("kw", BN_CONFIGS, ids=_bn_id)
-def test_batchnorm2d_variants_match_torch(backend, dtype, seed, kw):
+def test_batchnorm_variants_match_torch(backend, dtype, seed, kw, kind):
     """Three train-mode calls then one eval-mode call: output, the gradients of
     the input, weight and bias, and the buffers after every call."""
-    tol, C = TOL[dtype], 3
-    tm = torch.nn.BatchNorm2d(C, **kw).to(TORCH_DTYPE[dtype])
+    tol, C, module = TOL[dtype], 3, kind.split("-")[0]
+    shape = BN_KINDS[kind](C)
+    tm = getattr(torch.nn, module)(C, **kw).to(TORCH_DTYPE[dtype])
     gen = torch.Generator().manual_seed(seed % 2 ** 31)
     if tm.affine:
         with torch.no_grad():
             tm.weight.uniform_(0.5, 1.5, generator=gen)
             tm.bias.normal_(0, 0.5, generator=gen)
     ref = copy.deepcopy(tm).double()
-    ours = nn.BatchNorm2d(C, **kw, dtype=dtype)
+    ours = getattr(nn, module)(C, **kw, dtype=dtype)
     assert list(ours.state_dict()) == list(tm.state_dict())
     ours.load_state_dict(tm.state_dict())
     for name in ("running_mean", "running_var", "num_batches_tracked", "weight", "bias"):
@@ -546,7 +555,8 @@ def test_batchnorm2d_variants_match_torch(backend, dtype, seed, kw):
         ref.train(training)
         ours.train(training)
         where = f"call {call} ({'train' if training else 'eval'}): "
-        x = rng.uniform(1.0, 4.0, (4, C, 5, 6)) * rng.uniform(0.5, 2.0, (1, C, 1, 1))
+        scale = rng.uniform(0.5, 2.0, (1, C, *(1,) * (len(shape) - 2)))
+        x = rng.uniform(1.0, 4.0, shape) * scale
         x = x.astype(dtype).astype(np.float64)
         t_x = torch.tensor(x, requires_grad=True)
         o_x = nn.tensor(x, dtype=dtype, requires_grad=True)
@@ -565,9 +575,58 @@ def test_batchnorm2d_variants_match_torch(backend, dtype, seed, kw):
             ref.zero_grad()
 
 
-def test_batchnorm2d_rejects_non_4d_input(backend):
-    with pytest.raises(ValueError, match="4D"):
+def test_batchnorm_rejects_inputs_of_the_wrong_rank(backend):
+    with pytest.raises(ValueError, match="BatchNorm2d: expected 4D"):
         nn.BatchNorm2d(3)(nn.zeros(2, 3))
+    with pytest.raises(ValueError,
+                       match=r"BatchNorm1d: expected 2D or 3D .* got shape \(2, 3, 1, 1\)"):
+        nn.BatchNorm1d(3)(nn.zeros(2, 3, 1, 1))
+
+
+@pytest.mark.parametrize("act", ["ReLU", "LeakyReLU"])
+def test_batchnorm1d_fused_with_its_activation_matches_torch(backend, dtype, seed, act):
+    """nn.Sequential fuses BatchNorm1d + ReLU/LeakyReLU (through the 4-D op):
+    output and gradients against torch's pair, in train mode."""
+    tol, C = TOL[dtype], 6
+    args = (0.2,) if act == "LeakyReLU" else ()
+    ref = torch.nn.Sequential(torch.nn.BatchNorm1d(C), getattr(torch.nn, act)(*args)).double()
+    ours = nn.Sequential(nn.BatchNorm1d(C, dtype=dtype), getattr(nn, act)(*args))
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        ref[0].weight.uniform_(0.5, 1.5)
+        ref[0].bias.normal_(0, 0.5)
+    ours.load_state_dict(ref.state_dict())
+    x = rng.standard_normal((7, C)).astype(dtype).astype(np.float64)
+    up = rng.standard_normal((7, C)).astype(dtype).astype(np.float64)
+    t_x = torch.tensor(x, requires_grad=True)
+    o_x = nn.tensor(x, dtype=dtype, requires_grad=True)
+    t_y, o_y = ref(t_x), ours(o_x)
+    _assert_close(o_y, t_y, tol, "output")
+    t_y.backward(torch.tensor(up))
+    o_y.backward(nn.tensor(up, dtype=dtype))
+    _assert_close(o_x.grad, t_x.grad, tol, "input gradient")
+    _assert_close(ours[0].weight.grad, ref[0].weight.grad, tol, "weight gradient")
+    _assert_buffers_match(ours, ref, tol, "")
+
+
+@pytest.mark.parametrize("dim,sizes,shape", [(1, (2, 3, 4), (5, 24)), (-1, (-1, 2), (3, 4, 6)),
+                                             (0, (1, 2), (2, 3))])
+def test_unflatten_matches_torch(backend, dim, sizes, shape):
+    x = np.random.default_rng(0).standard_normal(shape)
+    ours = nn.Unflatten(dim, sizes)(nn.tensor(x))
+    ref = torch.nn.Unflatten(dim, sizes)(torch.tensor(x))
+    assert ours.shape == tuple(ref.shape)
+    assert (ours.numpy() == ref.numpy()).all()
+    assert repr(nn.Unflatten(dim, sizes)) == repr(torch.nn.Unflatten(dim, sizes))
+
+
+@pytest.mark.parametrize("sizes,words", [
+    ((5, 5), r"sizes \(5, 5\) do not multiply to dim 1's size 24"),
+    ((-1, -1), "sizes .* do not multiply"),
+    ((), "sizes must name at least one")])
+def test_unflatten_bad_sizes(backend, sizes, words):
+    with pytest.raises(ValueError, match="unflatten: " + words):
+        nn.Unflatten(1, sizes)(nn.zeros(2, 24))
 
 
 # ---------------------------------------------------------------- conv modules

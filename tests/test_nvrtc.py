@@ -80,10 +80,12 @@ def test_nvrtc_compiles_every_name_expression(source):
         assert r["smem"] <= aot.LIMITS["static_smem"], (expression, r)
 
 
-@pytest.mark.parametrize("dtype,precision", aot.STEP_CONFIGS)
-def test_nvrtc_step_launches_fit_the_hardware(dtype, precision):
+@pytest.mark.parametrize("dtype,precision,cfg", [
+    *((d, p, "dcgan") for d, p in aot.STEP_CONFIGS), ("float32", "ieee", "mnist5k")])
+def test_nvrtc_step_launches_fit_the_hardware(dtype, precision, cfg):
     _require_nvrtc()
-    launches = aot.step_launches(dtype, precision, backend="cupy")
+    shapes = {"dcgan": aot.DCGAN, "mnist5k": aot.MNIST5K}[cfg]
+    launches = aot.step_launches(dtype, precision, shapes, backend="cupy")
     assert len(launches) > 100
     names = {L["name"] for L in launches}
     assert any(n.startswith("conv2d_fwd") for n in names) and any("adam" in n for n in names)

@@ -70,19 +70,25 @@ def test_bce_logits_dry_run(tmp_path, monkeypatch):
     assert all(0 < float(v) < 1 for v in row[5:8])  # D(x), D(G(z)): sigmoid of the logits
 
 
-def test_two_epochs_equal_one_plus_resume_bitwise(tmp_path):
+@pytest.mark.parametrize("flags", [[], ["--arch", "infogan", "--nfc", "16", "--ema", "0.9"]],
+                         ids=["dcgan", "infogan_ema"])
+def test_two_epochs_equal_one_plus_resume_bitwise(tmp_path, flags):
     """On the numpy backend, resume continues exactly: same weights, optimizer
-    states, BN buffers and log, bit for bit."""
-    assert run(tmp_path, "--niter", "2", outf="straight") == 0
-    assert run(tmp_path, "--niter", "1", outf="split") == 0
+    states, BN buffers, moving average of G and log, bit for bit."""
+    assert run(tmp_path, "--niter", "2", *flags, outf="straight") == 0
+    assert run(tmp_path, "--niter", "1", *flags, outf="split") == 0
     split = tmp_path / "split"
     assert train.main(["--resume", str(split / "checkpoint.safetensors"), "--niter", "2",
                        "--outf", str(split)]) == 0
     a = load_ckpt(tmp_path / "straight" / "checkpoint.safetensors")
     b = load_ckpt(split / "checkpoint.safetensors")
     assert a["epoch"] == b["epoch"] == 2 and a["iteration"] == b["iteration"] == 16
-    for key in ("netG", "netD", "optG", "optD", "fixed_noise"):
+    for key in ("netG", "netD", "optG", "optD", "fixed_noise") + (("netG_ema",) if flags else ()):
         assert checkpoint.arrays_equal(a[key], b[key]), key
+    if flags:  # the average moved away from G, once per step
+        assert int(a["netG_ema"]["n_averaged"]) == 16
+        assert not checkpoint.arrays_equal(a["netG"]["main.1.weight"],
+                                           a["netG_ema"]["module.main.1.weight"])
     assert a["rng"]["numpy"] == b["rng"]["numpy"]
     log_a = (tmp_path / "straight" / "log.csv").read_text().splitlines()
     log_b = (split / "log.csv").read_text().splitlines()
@@ -212,9 +218,10 @@ def test_sample_command_writes_a_grid_and_leaves_the_model_alone(tmp_path, bn):
     assert Image.open(png).size == (5 * 18 + 2, 2 * 18 + 2)
     assert ckpt.read_bytes() == before
     weights_only = str(tmp_path / "out" / "netG_epoch_1.safetensors")
-    assert sample_cmd.main([weights_only, "--out", str(png)]) == 2  # shape flags needed
+    assert sample_cmd.main([weights_only, "--out", str(png)]) == 0  # shape read off the weights
     assert sample_cmd.main([weights_only, "--nz", "8", "--ngf", "4", "--nc", "3",
                             "--imageSize", "16", "--out", str(png)]) == 0
+    assert sample_cmd.main([weights_only, "--ngf", "5", "--out", str(png)]) == 2  # misfit
 
 
 @pytest.mark.parametrize("size", [16, 32, 64, 128, 256])
@@ -234,6 +241,9 @@ VARIANT_FLAGS = {
     "wgan-gp_none_sn": ["--loss", "wgan-gp", "--d-norm", "none", "--spectral-norm"],
     "bce_sn_mbstd": ["--spectral-norm", "--minibatch-std"],
     "leaky": ["--arch", "leaky"],
+    "infogan_ema": ["--arch", "infogan", "--nfc", "12", "--ema", "0.99"],
+    "infogan_wgan-gp_ema": ["--arch", "infogan", "--nfc", "12", "--loss", "wgan-gp", "--ema",
+                            "0.5"],
 }
 
 
@@ -274,10 +284,23 @@ def _dry_run(tmp_path, backend, flags):
     if "--spectral-norm" in flags:
         assert {"main.0.weight_orig", "main.0.weight_u", "main.0.weight_v"} <= set(ckpt["netD"])
     args = ckpt["args"]
-    if "--arch" in flags:
+    arch = flags[flags.index("--arch") + 1] if "--arch" in flags else "dcgan"
+    if arch == "leaky":
         assert args["arch"] == "leaky" and ckpt["netD"]["main.0.weight"].shape[0] == 2 * 4
         assert "main.0.bias" in ckpt["netG"]
-    assert args["loss"] == ("wgan-gp" if wgan else "bce-logits" if "--arch" in flags else "bce")
+    if arch == "infogan":  # G: Flatten, Linear(nz, nfc), ...; D ends in Linear(nfc, 1)
+        assert args["arch"] == "infogan" and ckpt["netG"]["main.1.weight"].shape == (12, 8)
+        assert ckpt["netD"][f"main.{_last_linear(ckpt['netD'])}.weight"].shape == (1, 12)
+    if "--ema" in flags:  # one average per G step: the cycle made one
+        assert int(ckpt["netG_ema"]["n_averaged"]) == 1
+        assert (out / "netG_ema_epoch_1.safetensors").stat().st_size > 0
+    assert args["loss"] == ("wgan-gp" if wgan else "bce-logits" if arch == "leaky" else "bce")
+
+
+def _last_linear(state):
+    """The index of D's last layer with a 2-D weight."""
+    return max(int(k.split(".")[1]) for k, v in state.items()
+               if k.endswith(".weight") and np.ndim(v) == 2)
 
 
 def test_variant_defaults(tmp_path):
@@ -294,11 +317,16 @@ def test_variant_defaults(tmp_path):
                  "--d-norm", "none")
     assert (a.lr, a.beta1, a.beta2, a.d_norm) == (3e-4, 0.0, 0.99, "none")
     a = resolved()  # the embedded digits' recipe
-    assert (a.loss, a.arch, a.lr, a.beta1, a.beta2, a.d_norm, a.spectral_norm,
-            a.minibatch_std) == ("bce", "dcgan", 4e-4, 0.5, 0.999, "batch", False, 0)
+    assert (a.loss, a.arch, a.nfc, a.ema, a.lr, a.beta1, a.beta2, a.d_norm, a.spectral_norm,
+            a.minibatch_std) == ("bce", "infogan", 512, 0.999, 4e-4, 0.5, 0.999, "batch", False,
+                                 0)
     assert (a.imageSize, a.ngf, a.ndf, a.batchSize, a.niter) == (16, 64, 32, 32, 90)
+    a = resolved("--arch", "dcgan", "--ema", "0")  # the preset's other values stay
+    assert (a.arch, a.loss, a.ema, a.imageSize, a.ngf, a.lr) == ("dcgan", "bce", 0, 16, 64, 4e-4)
     a = resolved("--dataset", "fake")  # pytorch/examples' everywhere else
     assert (a.lr, a.imageSize, a.ngf, a.ndf, a.batchSize, a.niter) == (2e-4, 64, 64, 64, 64, 25)
+    assert (a.arch, a.nfc, a.ema) == ("dcgan", 1024, 0)
+    assert resolved("--dataset", "fake", "--arch", "infogan", "--nfc", "64").nfc == 64
     assert resolved("--loss", "wgan-gp").lr == 1e-4
     assert resolved("--arch", "leaky").loss == "bce-logits"
     assert resolved("--arch", "leaky", "--loss", "bce").loss == "bce"
@@ -321,6 +349,11 @@ def test_variant_defaults(tmp_path):
     (["--minibatch-std", "3"], "--batchSize 32 does not split into groups of 3"),
     (["--minibatch-std", "5", "--batchSize", "12"], "--batchSize 12 does not split into groups"),
     (["--arch", "resnet"], "argument --arch: invalid choice: 'resnet'"),
+    (["--arch", "dcgan", "--nfc", "256"],
+     "--nfc sets the fully connected width of --arch infogan; --arch dcgan has no"),
+    (["--nfc", "0"], "--nfc must be positive, got 0"),
+    (["--ema", "1"], "--ema must be a decay in [0, 1) (0 turns the average off), got 1.0"),
+    (["--ema", "-0.5"], "--ema must be a decay in [0, 1)"),
     (["--d-norm", "group"], "argument --d-norm: invalid choice: 'group'"),
     (["--loss", "hinge"], "argument --loss: invalid choice: 'hinge'"),
     (["--n-critic", "x"], "argument --n-critic: invalid int value: 'x'"),
@@ -409,7 +442,8 @@ def test_sample_command_rebuilds_the_leaky_generator(tmp_path):
                             "--out", str(png)]) == 0
     weights = str(tmp_path / "out" / "netG_epoch_1.safetensors")
     shape = ["--nz", "8", "--ngf", "4", "--nc", "3", "--imageSize", "16", "--out", str(png)]
-    assert sample_cmd.main([weights, *shape]) == 2  # a dcgan G does not fit leaky weights
+    assert sample_cmd.main([weights, "--arch", "dcgan", *shape]) == 2  # no fit for leaky weights
+    assert sample_cmd.main([weights, *shape]) == 0  # leaky read off the weights' biases
     assert sample_cmd.main([weights, "--arch", "leaky", *shape]) == 0
 
 
@@ -418,5 +452,6 @@ def test_help_documents_every_variant_flag():
                           text=True)
     assert proc.returncode == 0
     for flag in ("--loss", "wgan-gp", "--n-critic", "--lambda-gp", "--beta2", "--d-norm",
-                 "--spectral-norm", "--minibatch-std", "--arch", "leaky"):
+                 "--spectral-norm", "--minibatch-std", "--arch", "leaky", "infogan", "--nfc",
+                 "--ema"):
         assert flag in proc.stdout, flag
