@@ -10,11 +10,14 @@
 The flags and defaults are pytorch/examples' dcgan/main.py, plus --backend,
 --resume, --loss and --sample-every, and the variants' flags (--loss
 wgan-gp, --n-critic, --lambda-gp, --beta2, --d-norm, --spectral-norm,
---minibatch-std, --arch; `--help` says what each changes). One exception to
-the defaults: the embedded dataset, mnist5k, gets a recipe measured for a
-2-core CPU unless you say otherwise (--imageSize 16 --ngf 64 --ndf 32
---batchSize 32 --niter 90, and --lr 4e-4 for the BCE losses); every other
-dataset gets pytorch/examples' 64 / 64 / 64 / 64 / 25 and 2e-4.
+--minibatch-std, --arch, --nfc, --codes, --lambda-info, --ema, --lr-g,
+--lr-d; `--help` says what each changes). One exception to the defaults: the
+embedded dataset, mnist5k, gets a recipe measured for a 2-core CPU unless you
+say otherwise: InfoGAN's networks and code (--arch infogan --nfc 512 --codes
+10, Adam --lr-g 1e-3 --lr-d 2e-4), a moving average of G (--ema 0.999),
+--imageSize 16 --ngf 64 --ndf 32 --batchSize 32 --niter 90 (README, "Sample
+quality"); every other dataset gets pytorch/examples' DCGAN, 64 / 64 / 64 /
+64 / 25 and 2e-4.
 
 Files under --outf: real_samples.png (once, a shuffled batch),
 fake_samples_epoch_NNN.png (each epoch, from one fixed noise batch), log.csv
@@ -69,20 +72,27 @@ import nn
 from dcgan import checkpoint, outputs
 from dcgan.data import DATASETS, DatasetError, Loader, load_dataset
 from dcgan.images import save_grid, save_loss_plot
-from dcgan.models import (ARCHS, D_NORMS, FC_WIDTH, IMAGE_SIZES, build_discriminator,
-                          build_generator, weights_init)
-from dcgan.trainer import WGAN_LEGEND, CapturedStep, WganGp, generate, train_step
+from dcgan.models import (ARCHS, D_NORMS, FC_WIDTH, IMAGE_SIZES, build_code_head,
+                          build_discriminator, build_generator, weights_init)
+from dcgan.trainer import (WGAN_LEGEND, CapturedStep, CodeLoss, WganGp, generate, latent,
+                           train_step)
 
 LOSSES = ("bce", "bce-logits", "wgan-gp")
 PYTORCH_DEFAULTS = dict(imageSize=64, ngf=64, ndf=64, niter=25, batchSize=64)
 # The embedded digits' recipe, chosen by measurement for a 2-core CPU and ten
-# minutes (README, "Sample quality"): 16x16 trains several times more images
-# per second than 32x32, a G twice as wide as D, batches of 32, and Adam at
-# twice pytorch/examples' rate for the BCE losses.
-PRESETS = {"mnist5k": dict(arch="infogan", nfc=512, ema=0.999, imageSize=16, ngf=64, ndf=32,
-                           niter=90, batchSize=32)}
-PRESET_OPTIM = {"mnist5k": {"bce": dict(lr=4e-4), "bce-logits": dict(lr=4e-4)}}
-FALLBACKS = dict(dataset="mnist5k", nz=100, arch="dcgan", nfc=FC_WIDTH, ema=0.0, n_critic=5,
+# minutes (README, "Sample quality"; docs/mnist5k_recipes.md): 16x16 trains
+# several times more images per second than 32x32; InfoGAN's networks draw
+# whole strokes where DCGAN's level off at 60% clean digits; a moving average
+# of G lowers the Frechet distance; InfoGAN's code and rates take the clean
+# share past 90%, and minibatch stddev gives back the diversity they cost.
+# A preset value that another flag cannot use (the code with --arch dcgan,
+# the groups with an odd --batchSize) is dropped, not an error.
+PRESETS = {"mnist5k": dict(arch="infogan", nfc=512, codes=10, minibatch_std=4, ema=0.999,
+                           imageSize=16, ngf=64, ndf=32, niter=90, batchSize=32)}
+PRESET_OPTIM = {"mnist5k": {"bce": dict(lr_g=1e-3, lr_d=2e-4),  # InfoGAN's two rates
+                           "bce-logits": dict(lr=4e-4)}}
+FALLBACKS = dict(dataset="mnist5k", nz=100, arch="dcgan", nfc=FC_WIDTH, codes=0, lambda_info=1.0,
+                 ema=0.0, n_critic=5,
                  lambda_gp=10.0, spectral_norm=False, minibatch_std=0)
 # Defaults that depend on the loss (WGAN-GP: the paper's released code's
 # Adam, and no batch norm in the critic) or on the architecture.
@@ -94,19 +104,24 @@ EVAL_SAMPLES = 1000  # the floor's count: the Frechet distance is biased by n
 METRIC_FIELDS = ("step", "epoch", "n", "fid", "kid", "kid_std", "precision", "recall",
                  "confident", "class_min", "class_max") + tuple(f"class_{k}" for k in range(10))
 # Arguments that fix the models' shapes: a resumed run must keep them.
-ARCHITECTURE = ("dataset", "imageSize", "nz", "ngf", "ndf", "loss", "arch", "nfc", "ema", "d_norm",
+ARCHITECTURE = ("dataset", "imageSize", "nz", "ngf", "ndf", "loss", "arch", "nfc", "codes", "ema",
+                "d_norm",
                 "spectral_norm", "minibatch_std")
 # Arguments a resumed run takes from the checkpoint unless given again (the
 # seed fixes the data order, so an exact resume keeps it).
-RESUMED = ("manualSeed", "batchSize", "dataroot", "lr", "beta1", "beta2", "niter", "n_critic",
+RESUMED = ("manualSeed", "batchSize", "dataroot", "lr", "lr_g", "lr_d", "beta1", "beta2", "niter",
+           "n_critic",
+           "lambda_info",
            "lambda_gp", "eval_samples")
 # What a checkpoint written before these arguments existed was trained with.
-OLD_CHECKPOINT_ARGS = dict(arch="dcgan", nfc=FC_WIDTH, ema=0.0, d_norm="batch", spectral_norm=False, minibatch_std=0,
+OLD_CHECKPOINT_ARGS = dict(lr_g=None, lr_d=None, arch="dcgan", nfc=FC_WIDTH, codes=0, lambda_info=1.0, ema=0.0,
+                           d_norm="batch", spectral_norm=False, minibatch_std=0,
                            beta2=0.999, n_critic=5, lambda_gp=10.0, eval_samples=None)
 WGAN_ONLY = ("n_critic", "lambda_gp")
 LOG_FIELDS = ("step", "epoch", "batch", "loss_d", "loss_g", "d_x", "d_g_z_before",
               "d_g_z_after", "seconds")
 # wgan-gp: one row per critic step; loss_g is empty on rows without a generator step.
+INFO_FIELDS = ("loss_info",)  # --codes: the code's loss (Q's cross-entropy), beside loss_g
 WGAN_LOG_FIELDS = ("step", "epoch", "batch", "g_iter", "loss_d", "wasserstein", "gp", "d_real",
                    "d_fake", "loss_g", "seconds")
 INT_FIELDS = ("step", "epoch", "batch", "g_iter", "n")
@@ -136,6 +151,12 @@ variants (every other flag is as for DCGAN; a resumed run keeps its variant):
                     (--nfc) -> FC -> 4x4 -> ConvTranspose2d layers as
                     dcgan; D dcgan's convolutions -> FC (--nfc, BatchNorm
                     or the --d-norm) -> FC -> 1. The default on mnist5k.
+  --codes K         (arch infogan, bce losses) InfoGAN's categorical code:
+                    z's last K entries one-hot, a Q head on D's features
+                    trained with G to recover it, G's loss + lambda_info *
+                    its cross-entropy. 10 on mnist5k.
+  --ema DECAY       sample (grids, quality, netG_ema_epoch_N) from a moving
+                    average of G's weights. 0.999 on mnist5k.
 """
 
 
@@ -179,6 +200,10 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate of both Adams (default 0.0002; 0.0004 for mnist5k with "
                         "bce or bce-logits; 0.0001 for wgan-gp)")
+    p.add_argument("--lr-g", dest="lr_g", type=float, default=None, metavar="LR",
+                   help="G's learning rate (default --lr; 1e-3 on mnist5k, InfoGAN's)")
+    p.add_argument("--lr-d", dest="lr_d", type=float, default=None, metavar="LR",
+                   help="D's learning rate (default --lr; 2e-4 on mnist5k, InfoGAN's)")
     p.add_argument("--beta1", type=float, default=None, help="beta1 for adam (default 0.5)")
     p.add_argument("--beta2", type=float, default=None,
                    help="beta2 for adam (default 0.999; 0.9 for wgan-gp)")
@@ -221,6 +246,13 @@ def parse_args(argv=None):
     p.add_argument("--nfc", type=int, default=None, metavar="N",
                    help=f"width of --arch infogan's fully connected layers (default "
                         f"{FC_WIDTH}, InfoGAN's; {PRESETS['mnist5k']['nfc']} on mnist5k)")
+    p.add_argument("--codes", type=int, default=None, metavar="K",
+                   help="InfoGAN's categorical latent code of K values (--arch infogan): the "
+                        "last K entries of z are a uniform one-hot code, and a Q head on D's "
+                        "features learns to tell it from G(z), with G (default 0, off; 10 on "
+                        "mnist5k)")
+    p.add_argument("--lambda-info", dest="lambda_info", type=float, default=None, metavar="L",
+                   help="weight of the code's loss in G's (default 1, InfoGAN's)")
     p.add_argument("--ema", type=float, default=None, metavar="DECAY",
                    help="also keep an exponential moving average of G's weights "
                         "(nn.optim.swa_utils.AveragedModel, updated after every G step): the "
@@ -290,12 +322,26 @@ def resolve_args(args):
             setattr(args, k, preset.get(k, v))
     if args.loss is None:
         args.loss = ARCH_LOSS[args.arch]
+    if "lr" in given:  # --lr sets both models' rate unless --lr-g / --lr-d say otherwise
+        for k in ("lr_g", "lr_d"):
+            if k not in given:
+                setattr(args, k, args.lr)
     for defaults in (PRESET_OPTIM.get(args.dataset, {}).get(args.loss, {}),
                      LOSS_DEFAULTS.get(args.loss, DCGAN_OPTIM),
                      PRESETS.get(args.dataset, PYTORCH_DEFAULTS)):
         for k, v in defaults.items():
             if getattr(args, k) is None:
                 setattr(args, k, v)
+    for k in ("lr_g", "lr_d"):
+        if getattr(args, k) is None:
+            setattr(args, k, args.lr)
+    if args.codes and "codes" not in given and ckpt is None and (
+            args.arch != "infogan" or args.loss == "wgan-gp" or args.cuda_graph
+            or args.codes >= args.nz):
+        args.codes = 0  # the preset's code, which another arch, loss or --nz cannot take
+    if args.minibatch_std and "minibatch_std" not in given and ckpt is None and \
+            args.batchSize % min(args.minibatch_std, args.batchSize):
+        args.minibatch_std = 0  # the preset's groups, which another --batchSize cannot split
     _check_variant(args, given)
     if ckpt and args.niter <= ckpt["epoch"] and not args.dry_run:
         raise UsageError(f"nothing to do: the checkpoint has trained {ckpt['epoch']} epochs and "
@@ -372,7 +418,8 @@ def _check_memory(args):
 
 def _flag(name):
     return name.replace("_", "-") if name in ("n_critic", "lambda_gp", "d_norm", "spectral_norm",
-                                              "minibatch_std", "eval_samples") else name
+                                              "minibatch_std", "eval_samples", "lr_g", "lr_d",
+                                              "lambda_info") else name
 
 
 def _check_variant(args, given):
@@ -390,8 +437,10 @@ def _check_variant(args, given):
         raise UsageError(f"--n-critic must be positive, got {args.n_critic}")
     if not (math.isfinite(args.lambda_gp) and args.lambda_gp >= 0):
         raise UsageError(f"--lambda-gp must be a finite number >= 0, got {args.lambda_gp}")
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        raise UsageError(f"--lr must be a positive number, got {args.lr}")
+    for k in ("lr", "lr_g", "lr_d"):
+        if not (math.isfinite(getattr(args, k)) and getattr(args, k) > 0):
+            raise UsageError(f"--{k.replace('_', '-')} must be a positive number, got "
+                             f"{getattr(args, k)}")
     for k in ("beta1", "beta2"):
         if not 0 <= getattr(args, k) < 1:
             raise UsageError(f"--{k} must be in [0, 1), got {getattr(args, k)}")
@@ -400,6 +449,22 @@ def _check_variant(args, given):
                          f"{args.arch} has no fully connected layer")
     if args.nfc < 1:
         raise UsageError(f"--nfc must be positive, got {args.nfc}")
+    if args.codes:
+        if args.arch != "infogan":
+            raise UsageError(f"--codes needs --arch infogan (its Q head reads D's fully connected "
+                             f"features), not --arch {args.arch}")
+        if args.codes < 2 or args.codes >= args.nz:
+            raise UsageError(f"--codes must be 0 (off) or from 2 to --nz - 1 = {args.nz - 1} (the "
+                             f"code is part of z), got {args.codes}")
+        if wgan or args.cuda_graph:
+            raise UsageError("--codes trains with --loss bce or bce-logits, eagerly; not with "
+                             + ("--loss wgan-gp" if wgan else "--cuda-graph"))
+    elif args.codes < 0:
+        raise UsageError(f"--codes must be 0 (off) or from 2 to --nz - 1, got {args.codes}")
+    if "lambda_info" in given and not args.codes:
+        raise UsageError("--lambda-info weighs InfoGAN's code loss: give --codes K too")
+    if not (math.isfinite(args.lambda_info) and args.lambda_info >= 0):
+        raise UsageError(f"--lambda-info must be a finite number >= 0, got {args.lambda_info}")
     if not 0 <= args.ema < 1:
         raise UsageError(f"--ema must be a decay in [0, 1) (0 turns the average off), got "
                          f"{args.ema}")
@@ -463,23 +528,32 @@ def build_models(args, nc, ckpt):
         if path:
             checkpoint.load_into(model, checkpoint.load_weights(path, which, args.trust_pickle),
                                  path)
+    netQ = None
+    if args.codes:
+        netQ = build_code_head(nn, args.codes, args.nfc)
+        netQ.apply(weights_init)
     ema = None
     if args.ema:
         ema = nn.optim.swa_utils.AveragedModel(
             netG, multi_avg_fn=nn.optim.swa_utils.get_ema_multi_avg_fn(args.ema),
             use_buffers=True)
     betas = (args.beta1, args.beta2)
-    optG = nn.optim.Adam(netG.parameters(), lr=args.lr, betas=betas)
-    optD = nn.optim.Adam(netD.parameters(), lr=args.lr, betas=betas)
+    # InfoGAN's Q head learns with G (its code loss is G's too)
+    optG = nn.optim.Adam(list(netG.parameters()) + (list(netQ.parameters()) if netQ else []),
+                         lr=args.lr_g, betas=betas)
+    optD = nn.optim.Adam(netD.parameters(), lr=args.lr_d, betas=betas)
     if ckpt is not None:
         checkpoint.load_into(netG, ckpt["netG"], args.resume)
         checkpoint.load_into(netD, ckpt["netD"], args.resume)
-        if ema is not None:
-            if "netG_ema" not in ckpt:
-                raise checkpoint.CheckpointError(f"checkpoint '{args.resume}' lacks netG_ema, "
-                                                 f"the average its --ema {args.ema} keeps")
-            checkpoint.load_into(ema, ckpt["netG_ema"], args.resume)
-        for opt, which in ((optG, "optG"), (optD, "optD")):
+        for model, key, flag in ((netQ, "netQ", f"--codes {args.codes}"),
+                                 (ema, "netG_ema", f"--ema {args.ema}")):
+            if model is None:
+                continue
+            if key not in ckpt:
+                raise checkpoint.CheckpointError(f"checkpoint '{args.resume}' lacks {key}, "
+                                                 f"which its {flag} needs")
+            checkpoint.load_into(model, ckpt[key], args.resume)
+        for opt, which, lr in ((optG, "optG", args.lr_g), (optD, "optD", args.lr_d)):
             try:
                 opt.load_state_dict(ckpt[which])
             except (KeyError, ValueError, TypeError) as e:
@@ -488,8 +562,8 @@ def build_models(args, nc, ckpt):
             # load_state_dict restores the saved hyper-parameters; the arguments
             # (the saved ones, or those given again) are what this run uses.
             for group in opt.param_groups:
-                group["lr"], group["betas"] = args.lr, betas
-    return netG, netD, optG, optD, ema
+                group["lr"], group["betas"] = lr, betas
+    return netG, netD, optG, optD, ema, netQ
 
 
 def describe_variant(args):
@@ -503,7 +577,11 @@ def describe_variant(args):
         parts.append("spectral norm")
     if args.minibatch_std:
         parts.append(f"minibatch stddev (groups of {args.minibatch_std})")
-    parts.append(f"Adam lr {args.lr:g} betas ({args.beta1:g}, {args.beta2:g})")
+    rate = (f"lr {args.lr_g:g}" if args.lr_g == args.lr_d else
+            f"lr G {args.lr_g:g} D {args.lr_d:g}")
+    parts.append(f"Adam {rate} betas ({args.beta1:g}, {args.beta2:g})")
+    if args.codes:
+        parts.append(f"InfoGAN code of {args.codes} (lambda {args.lambda_info:g})")
     if args.ema:
         parts.append(f"EMA of G {args.ema:g}")
     return ", ".join(parts)
@@ -572,14 +650,15 @@ class Quality:
 
     def __init__(self, args, outf, keep_until):
         from dcgan import evaluate
-        self.n, self.nz, self.evaluate = args.eval_samples, args.nz, evaluate
+        self.n, self.nz, self.codes, self.evaluate = args.eval_samples, args.nz, args.codes, evaluate
         with checkpoint.rng_preserved():  # building the classifier draws initial weights
             self.evaluator = evaluate.Evaluator(args.imageSize)
         self.log = CsvLog(os.path.join(outf, "metrics.csv"), keep_until, METRIC_FIELDS)
 
     def score(self, netG, epoch, step):
         with checkpoint.rng_preserved():
-            f = self.evaluator.score(self.evaluate.sample(netG, self.n, self.nz))
+            f = self.evaluator.score(self.evaluate.sample(netG, self.n, self.nz,
+                                                          codes=self.codes))
         hist = f.pop("class_hist")
         row = dict(step=step, epoch=epoch, **f, class_min=min(hist), class_max=max(hist),
                    **{f"class_{k}": v for k, v in enumerate(hist)})
@@ -645,7 +724,8 @@ def train(args, ckpt):
     dataset = load_dataset(args.dataset, args.dataroot, args.imageSize, seed=args.manualSeed)
     loader = Loader(dataset, args.batchSize, seed=args.manualSeed, prefetch=args.workers)
     args.nc = dataset.nc  # saved with the arguments: the sampler rebuilds G from them
-    netG, netD, optG, optD, ema = build_models(args, dataset.nc, ckpt)
+    netG, netD, optG, optD, ema, netQ = build_models(args, dataset.nc, ckpt)
+    code_loss = CodeLoss(netQ, args.lambda_info) if netQ is not None else None
     sampler = ema.module if ema is not None else netG  # what the grids and figures show
     wgan = args.loss == "wgan-gp"
     if wgan:
@@ -673,8 +753,9 @@ def train(args, ckpt):
         logits = args.loss == "bce-logits"
 
         def iteration(real):
-            noise = nn.randn(real.shape[0], args.nz, 1, 1)
-            stats = train_step(netG, netD, optG, optD, criterion, real, noise, logits)
+            noise, code = latent(real.shape[0], args.nz, args.codes)
+            stats = train_step(netG, netD, optG, optD, criterion, real, noise, logits,
+                               info=(code_loss, code) if code_loss else None)
             if ema is not None:
                 ema.update_parameters(netG)
             return stats
@@ -694,7 +775,7 @@ def train(args, ckpt):
                 return stats
 
     if ckpt is None:
-        fixed_noise = nn.randn(64, args.nz, 1, 1)
+        fixed_noise = latent(64, args.nz, args.codes)[0]
         start_epoch, step = 0, 0
     else:
         fixed_noise = nn.tensor(ckpt["fixed_noise"])
@@ -720,7 +801,7 @@ def train(args, ckpt):
 
     from tqdm import tqdm
     log = CsvLog(os.path.join(outf, "log.csv"), keep_until=step if ckpt else None,
-                 fields=WGAN_LOG_FIELDS if wgan else LOG_FIELDS)
+                 fields=WGAN_LOG_FIELDS if wgan else LOG_FIELDS + INFO_FIELDS * bool(netQ))
     quality = None
     if args.eval_samples:
         quality = Quality(args, outf, keep_until=step if ckpt else None)
@@ -774,7 +855,7 @@ def train(args, ckpt):
             check_finite(netG, netD, step, epoch + 1, ckpt_path)
             figures = quality.score(sampler, epoch + 1, step) if quality else None
             save_epoch(args, outf, epoch + 1, step, netG, netD, optG, optD, fixed_noise,
-                       schedule.state_dict() if wgan else None, log, quality, ema)
+                       schedule.state_dict() if wgan else None, log, quality, ema, netQ)
             saved_epoch = epoch + 1
             rows = log.rows[rows_before:]
             print(epoch_summary(epoch + 1, args.niter, rows, seconds,
@@ -803,7 +884,7 @@ def train(args, ckpt):
 
 
 def save_epoch(args, outf, epoch, step, netG, netD, optG, optD, fixed_noise, trainer, log,
-               quality=None, ema=None):
+               quality=None, ema=None, netQ=None):
     """Everything written at the end of an epoch; the checkpoint goes last, so
     a resumed run never finds a checkpoint newer than its other files."""
     ckpt_path = os.path.join(outf, checkpoint.CHECKPOINT_NAME)
@@ -817,11 +898,12 @@ def save_epoch(args, outf, epoch, step, netG, netD, optG, optD, fixed_noise, tra
     models = [(netG, "netG"), (netD, "netD")] + ([(ema.module, "netG_ema")] if ema else [])
     for model, which in models:
         path = os.path.join(outf, f"{which}_epoch_{epoch}.safetensors")
-        _write("weights", path, ckpt_path, lambda: checkpoint.save_weights(path, model, which))
+        _write("weights", path, ckpt_path, lambda: checkpoint.save_weights(
+            path, model, which, codes=args.codes if which != "netD" else 0))
     saved = {k: v for k, v in vars(args).items() if k not in ("changed",)}
     _write("the checkpoint", ckpt_path, ckpt_path, lambda: checkpoint.save(
         ckpt_path, args=saved, epoch=epoch, iteration=step, netG=netG, netD=netD, optG=optG,
-        optD=optD, fixed_noise=fixed_noise, trainer=trainer, netG_ema=ema))
+        optD=optD, fixed_noise=fixed_noise, trainer=trainer, netG_ema=ema, netQ=netQ))
     outputs.prune_weights(outf, args.keep, epoch)
 
 

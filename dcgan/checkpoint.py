@@ -115,9 +115,10 @@ def rng_preserved():
 
 
 def save(path, *, args, epoch, iteration, netG, netD, optG, optD, fixed_noise, trainer=None,
-         netG_ema=None):
+         netG_ema=None, netQ=None):
     """The whole training state, atomically, as one safetensors file
-    (netG_ema: train.py --ema's AveragedModel, under "netG_ema.")."""
+    (netG_ema: train.py --ema's AveragedModel, under "netG_ema."; netQ:
+    InfoGAN's code head, --codes, under "netQ.")."""
     tree = {"args": dict(args), "epoch": epoch, "iteration": iteration,
             "netG": netG.state_dict(), "netD": netD.state_dict(),
             "optG": optG.state_dict(), "optD": optD.state_dict(), "rng": rng_states(),
@@ -126,16 +127,22 @@ def save(path, *, args, epoch, iteration, netG, netD, optG, optD, fixed_noise, t
         tree["trainer"] = dict(trainer)
     if netG_ema is not None:
         tree["netG_ema"] = netG_ema.state_dict()
+    if netQ is not None:
+        tree["netQ"] = netQ.state_dict()
     tensors = {}
     state = {k: _encode(v, k, tensors) for k, v in tree.items()}
     save_file(tensors, path, {"format": FORMAT, "version": str(VERSION),
                               "state": json.dumps(state)})
 
 
-def save_weights(path, model, which):
-    """A model's state_dict alone (torch's keys), atomically, as safetensors."""
-    save_file(model.state_dict(), path, {"format": WEIGHTS_FORMAT, "version": str(VERSION),
-                                         "which": which})
+def save_weights(path, model, which, codes=0):
+    """A model's state_dict alone (torch's keys), atomically, as safetensors;
+    a generator trained with InfoGAN's code says its size (`codes`), which
+    sampling needs and the weights cannot show."""
+    meta = {"format": WEIGHTS_FORMAT, "version": str(VERSION), "which": which}
+    if codes:
+        meta["codes"] = str(int(codes))
+    save_file(model.state_dict(), path, meta)
 
 
 # --- reading ---------------------------------------------------------------
@@ -176,7 +183,13 @@ def load(path, trust_pickle=False):
     if kind == FORMAT:
         return _checkpoint(path, tensors, meta)
     if kind in (WEIGHTS_FORMAT, None):  # None: a plain state_dict, e.g. from safetensors.torch
-        return {"format": WEIGHTS_FORMAT, "which": meta.get("which"), "state_dict": tensors}
+        try:
+            codes = int(meta.get("codes", 0))
+        except ValueError:
+            raise CheckpointError(f"'{path}' has a damaged codes entry "
+                                  f"({meta.get('codes')!r})") from None
+        return {"format": WEIGHTS_FORMAT, "which": meta.get("which"), "state_dict": tensors,
+                "codes": codes}
     raise CheckpointError(f"'{path}' is a safetensors file of another program (format "
                           f"{kind!r}), not a checkpoint or weights written by train.py")
 
@@ -226,7 +239,9 @@ def load_weights(path, which, trust_pickle=False):
 
 def generator_weights(path, average=True, trust_pickle=False):
     """(G's state_dict, "netG" or "netG_ema") from a checkpoint (its average
-    when it keeps one and `average`), or from a netG / netG_ema weights file."""
+    when it keeps one and `average`), or from a netG / netG_ema weights file.
+    What else sampling needs (the code size of --codes) is in the
+    checkpoint's args or the weights file's "codes" (load)."""
     ckpt = load(path, trust_pickle)
     if ckpt["format"] == FORMAT:
         if average and "netG_ema" in ckpt:  # AveragedModel's keys: module.<key>, n_averaged

@@ -31,7 +31,7 @@ import numpy as np
 import nn
 from dcgan import checkpoint, classifier, metrics
 from dcgan.models import ARCHS, build_generator
-from dcgan.trainer import generate
+from dcgan.trainer import generate, host_latent
 
 # The datasets whose images are the classifier's digits ("mnist-like" in the
 # sense that matters: the same ten classes; fashion-mnist has MNIST's format
@@ -148,11 +148,12 @@ def generator_shape(state_dict):
 
 
 def build_from_weights(state, saved=None, shape=None, path="the weights"):
-    """(netG holding `state`, info: nz, ngf, nc, imageSize, arch, fc, dataset):
+    """(netG holding `state`, info: nz, ngf, nc, imageSize, arch, fc, dataset,
+    codes):
     the shape read off the weights, then a checkpoint's saved arguments
     (`saved`: train.py's args; its `nfc` is fc), then `shape`'s non-None
     values, each overriding the one before."""
-    info = {**generator_shape(state), "dataset": None}
+    info = {**generator_shape(state), "dataset": None, "codes": 0}
     saved = dict(saved or {}, fc=(saved or {}).get("nfc"))
     info.update({k: saved[k] for k in info if saved.get(k) is not None})
     info.update({k: v for k, v in (shape or {}).items() if v is not None})
@@ -172,7 +173,8 @@ def load_generator(path, shape=None, average=True):
     info["weights"] says which: "netG" or "netG_ema"."""
     ckpt = checkpoint.load(path)
     state, which = checkpoint.generator_weights(path, average)
-    saved = ckpt["args"] if ckpt["format"] == checkpoint.FORMAT else None
+    saved = (ckpt["args"] if ckpt["format"] == checkpoint.FORMAT else
+             {"codes": ckpt.get("codes", 0)})
     netG, info = build_from_weights(state, saved, shape, path)
     return netG, {**info, "weights": which}
 
@@ -189,12 +191,12 @@ def check_digit_model(path, info):
                             f"metrics need a model trained on {' or '.join(DIGIT_DATASETS)}")
 
 
-def sample(netG, n, nz, seed=NOISE_SEED, batch_size=500, bn="batch"):
+def sample(netG, n, nz, seed=NOISE_SEED, batch_size=500, bn="batch", codes=0):
     """float32 (n, nc, S, S) from G, in batches, from noise drawn by
-    np.random.default_rng(seed): the library's own generator (which
-    training draws from) is left untouched."""
-    rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((n, nz, 1, 1)).astype(np.float32)
+    np.random.default_rng(seed) (with InfoGAN's code of `codes` values, a
+    uniform one: dcgan.trainer.host_latent): the library's own generator
+    (which training draws from) is left untouched."""
+    noise = host_latent(np.random.default_rng(seed), n, nz, codes)
     return np.concatenate([generate(netG, nn.tensor(noise[i:i + batch_size]), bn=bn)
                            for i in range(0, n, batch_size)])
 
@@ -237,7 +239,8 @@ def main(argv=None):
             nn.set_backend(args.backend)
         netG, info = load_generator(args.checkpoint, average=args.average)
         check_digit_model(args.checkpoint, info)
-        images = sample(netG, args.n, info["nz"], args.seed, args.batch_size, args.bn)
+        images = sample(netG, args.n, info["nz"], args.seed, args.batch_size, args.bn,
+                        info["codes"])
         ev = Evaluator(info["imageSize"])
         figures = ev.score(images)
     except (EvaluateError, checkpoint.CheckpointError, ValueError, RuntimeError) as e:

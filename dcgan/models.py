@@ -31,11 +31,11 @@ Variants (see train.py --help and the README for what each is for):
   replaced by two fully connected layers (z -> fc -> widths[0] x 4 x 4, each
   with BatchNorm and ReLU) and D's last one by two (-> fc with BatchNorm and
   LeakyReLU(0.2) -> 1, the only bias). The fully connected layers see the
-  whole image at once, which is what draws whole strokes: on the embedded
-  digits this arch is the default (README "Sample quality": at 16x16 its
-  samples are 0.9 confident digits where DCGAN's level off at 0.6). Linear
-  layers keep their own init (weights_init touches convolutions and
-  BatchNorm, as pytorch/examples').
+  whole image at once, which is what draws whole strokes. With InfoGAN's
+  categorical code (build_code_head, train.py --codes) it is the embedded
+  digits' default (README "Sample quality"). Linear layers keep their own
+  init (weights_init touches convolutions and BatchNorm, as
+  pytorch/examples').
 - D's norm: "batch" (BatchNorm2d, pytorch/examples), "layer" (LayerNorm over
   (C, H, W) of each hidden layer, the WGAN-GP paper's recommendation), or
   "none". The first D layer has no norm in every case, as in the paper.
@@ -152,6 +152,8 @@ def build_discriminator(lib, nc, ndf, image_size=64, sigmoid=True, arch="dcgan",
                            sn(lib.Linear(fc, 1))]
             else:
                 layers.append(sn(lib.Conv2d(c_last, 1, 4, 1, 0, bias=bias)))
+            # arch infogan: where the output layer starts (features() ends)
+            self._head = len(layers) - 1 if arch == "infogan" else None
             if sigmoid:
                 layers.append(lib.Sigmoid())
             self.main = lib.Sequential(*layers)
@@ -159,7 +161,34 @@ def build_discriminator(lib, nc, ndf, image_size=64, sigmoid=True, arch="dcgan",
         def forward(self, input):
             return self.main(input).view(-1)
 
+        def features(self, input):
+            """arch infogan: the last hidden layer's activations (N, fc), which
+            InfoGAN's Q head (build_code_head) reads too; head(features(x))
+            is forward(x)."""
+            if self._head is None:
+                raise ValueError("features: only arch infogan's D has a fully connected "
+                                 "hidden layer for a code head to read")
+            return self.main[:self._head](input)
+
+        def head(self, features):
+            return self.main[self._head:](features).view(-1)
+
     return Discriminator()
+
+
+CODE_HEAD_WIDTH = 128  # InfoGAN's Q: FC 128 with BatchNorm and LeakyReLU, then the logits
+
+
+def build_code_head(lib, codes, fc=FC_WIDTH):
+    """InfoGAN's Q network for a categorical latent code of `codes` values: D's
+    features (N, fc) -> (N, codes) logits of q(c | x). It shares D's body
+    (D.features) and trains with G (Chen et al. 2016, appendix C.1)."""
+    if isinstance(codes, bool) or not isinstance(codes, int) or codes < 2:
+        raise ValueError(f"build_code_head: codes must be an int >= 2, got {codes!r}")
+    _check_fc(fc)
+    return lib.Sequential(lib.Linear(fc, CODE_HEAD_WIDTH, bias=False),
+                          lib.BatchNorm1d(CODE_HEAD_WIDTH), lib.LeakyReLU(0.2, inplace=True),
+                          lib.Linear(CODE_HEAD_WIDTH, codes))
 
 
 def weights_init(m):

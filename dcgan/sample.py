@@ -25,7 +25,7 @@ from dcgan import checkpoint
 from dcgan.evaluate import EvaluateError, build_from_weights
 from dcgan.images import save_grid
 from dcgan.models import ARCHS
-from dcgan.trainer import generate
+from dcgan.trainer import generate, latent
 
 
 def main(argv=None):
@@ -70,12 +70,13 @@ def main(argv=None):
             raise checkpoint.CheckpointError(
                 f"'{args.checkpoint}' holds non-finite generator weights ({', '.join(bad[:3])}"
                 f"{' ...' if len(bad) > 3 else ''}): the run that wrote it diverged")
-        saved = ckpt["args"] if ckpt["format"] == checkpoint.FORMAT else None
+        saved = (ckpt["args"] if ckpt["format"] == checkpoint.FORMAT else
+             {"codes": ckpt.get("codes", 0)})
         flags = {"nz": args.nz, "ngf": args.ngf, "nc": args.nc, "imageSize": args.imageSize,
                  "arch": args.arch}
         netG, shape = build_from_weights(weights, saved, flags, args.checkpoint)
         nn.manual_seed(args.seed)
-        noise = nn.randn(args.n, shape["nz"], 1, 1)
+        noise = latent(args.n, shape["nz"], shape["codes"])[0]  # with InfoGAN's code, if any
         save_grid(generate(netG, noise, bn=args.bn), args.out, nrow=args.nrow)
     except (checkpoint.CheckpointError, EvaluateError, ValueError, RuntimeError) as e:
         print(f"dcgan.sample: error: {e}", file=sys.stderr)

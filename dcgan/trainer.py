@@ -19,6 +19,8 @@ a sigmoid so that they mean the same thing.
 import contextlib
 from collections.abc import Mapping
 
+import numpy as np
+
 import nn
 import nn.functional as F
 from nn.losses import RangeChecks, deferred_range_checks
@@ -110,13 +112,15 @@ def _mean_probability(out, logits):
         return (F.sigmoid(out) if logits else out).mean().data
 
 
-def train_step(netG, netD, optG, optD, criterion, real, noise, logits=False):
+def train_step(netG, netD, optG, optD, criterion, real, noise, logits=False, info=None):
     """One iteration of pytorch/examples' loop; returns its StepStats (read
-    lazily: the step makes no device-to-host copy)."""
+    lazily: the step makes no device-to-host copy). info: (CodeLoss, the
+    batch's one-hot codes) for InfoGAN's mutual-information term, whose Q
+    head optG must also update."""
     o = {}
     _discriminator_part(netG, netD, criterion, real, noise, logits, o)
     optD.step()
-    _generator_part(netG, netD, criterion, logits, o)
+    _generator_part(netG, netD, criterion, logits, o, info)
     optG.step()
     return _step_stats(real._backend, o)
 
@@ -144,21 +148,81 @@ def _discriminator_part(netG, netD, criterion, real, noise, logits, o):
     o["d_g_z1"] = _mean_probability(out, logits)
 
 
-def _generator_part(netG, netD, criterion, logits, o):
-    """(2) G: the fake batch labelled real, gradients through D into G."""
+def _generator_part(netG, netD, criterion, logits, o, info=None):
+    """(2) G: the fake batch labelled real, gradients through D into G (and,
+    with InfoGAN's code, lambda * the code loss through Q and D's body)."""
     netG.zero_grad()
-    out = netD(o["fake"])
+    if info is None:
+        out = netD(o["fake"])
+    else:
+        code_loss, code = info
+        code_loss.netQ.zero_grad()
+        features = netD.features(o["fake"])
+        out = netD.head(features)
+        o["info"] = code_loss(features, code)
     with deferred_range_checks(o["checks_g"]):
         o["errG"] = criterion(out, o["real_label"])
-    o["errG"].backward()
+    (o["errG"] if info is None else o["errG"] + code_loss.lambda_info * o["info"]).backward()
     o["d_g_z2"] = _mean_probability(out, logits)
 
 
 def _step_stats(backend, o):
-    return StepStats(backend, {
-        "loss_d": [o["errD_real"].data, o["errD_fake"].data], "loss_g": [o["errG"].data],
-        "d_x": [o["d_x"]], "d_g_z_before": [o["d_g_z1"]], "d_g_z_after": [o["d_g_z2"]]},
-        {"loss_d": o["checks_d"], "loss_g": o["checks_g"]})
+    parts = {"loss_d": [o["errD_real"].data, o["errD_fake"].data], "loss_g": [o["errG"].data],
+             "d_x": [o["d_x"]], "d_g_z_before": [o["d_g_z1"]], "d_g_z_after": [o["d_g_z2"]]}
+    if "info" in o:
+        parts["loss_info"] = [o["info"].data]
+    return StepStats(backend, parts, {"loss_d": o["checks_d"], "loss_g": o["checks_g"]})
+
+
+# ============================================================ InfoGAN's code
+class CodeLoss:
+    """InfoGAN's mutual-information term for a categorical latent code (Chen
+    et al. 2016): the cross-entropy of Q's prediction of the code, from D's
+    features of G(z, c), against the code c that G was given. Minimising it
+    (with G and Q, lambda_info times, beside G's adversarial loss) maximises a
+    lower bound on the mutual information between c and G(z, c): each code
+    comes to draw one kind of image, so G's samples leave the blends between
+    kinds (a digit halfway from a 4 to a 9) that a continuous map of one
+    Gaussian must otherwise cross. Unsupervised: no label is used."""
+
+    def __init__(self, netQ, lambda_info=1.0):
+        self.netQ, self.lambda_info = netQ, float(lambda_info)
+
+    def __call__(self, features, code):
+        return F.cross_entropy(self.netQ(features), code)  # one-hot rows: the float form
+
+
+def one_hot_code(u, codes):
+    """(N, codes) one-hot rows from uniform draws u (N, 1) in [0, 1): code k
+    where k / codes <= u < (k + 1) / codes, on u's device (no copy)."""
+    edges = np.arange(codes + 1, dtype=np.float64) / codes
+    lo = nn.tensor(edges[None, :-1], dtype=u.dtype)
+    hi = nn.tensor(edges[None, 1:], dtype=u.dtype)
+    one = nn.ones(1, 1, dtype=u.dtype)
+    return nn.where(u >= lo, one, 0.0) - nn.where(u >= hi, one, 0.0)
+
+
+def latent(n, nz, codes=0, dtype=None):
+    """(z (n, nz, 1, 1), code (n, codes) or None) from the library's seeded
+    generator, on the device: N(0, 1) noise, and with codes > 0 InfoGAN's
+    categorical code (uniform) as the last `codes` entries of z, one-hot.
+    Without a code this is exactly nn.randn(n, nz, 1, 1)."""
+    if not codes:
+        return nn.randn(n, nz, 1, 1, dtype=dtype), None
+    noise = nn.randn(n, nz - codes, 1, 1, dtype=dtype)
+    code = one_hot_code(nn.rand(n, 1, dtype=dtype), codes)
+    return nn.cat([noise, code.view(n, codes, 1, 1)], 1), code
+
+
+def host_latent(rng, n, nz, codes=0):
+    """float32 z (n, nz, 1, 1) drawn by a NumPy Generator (fixed noise sets
+    that leave the library's generator alone): standard normal, and with
+    codes > 0 the last `codes` entries replaced by a uniform one-hot code.
+    Without a code this is exactly rng.standard_normal((n, nz, 1, 1))."""
+    z = rng.standard_normal((n, nz, 1, 1)).astype(np.float32)
+    if codes:
+        z[:, nz - codes:, 0, 0] = np.eye(codes, dtype=np.float32)[rng.integers(codes, size=n)]
+    return z
 
 
 def generate(netG, noise, bn="batch"):

@@ -318,6 +318,30 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         raise NotImplementedError("cross_entropy: label_smoothing is not supported")
     cd = 0 if input.ndim == 1 else 1
     from .functional import log_softmax
+    if isinstance(target, Tensor) and target.dtype in (np.float32, np.float64) \
+            and target.shape == input.shape:
+        return _soft_cross_entropy(log_softmax(input, cd), target, weight, reduction, cd)
     return nll_loss(log_softmax(input, cd), target, weight, size_average, reduce, ignore_index,
                     reduction)
+
+
+def _soft_cross_entropy(logp, target, weight, reduction, cd):
+    """torch's class-probability form: a float target shaped like the input,
+    loss_n = -sum_c w_c target_nc log p_nc, the mean over the batch (not over
+    the weights, unlike the index form)."""
+    op = "cross_entropy"
+    terms = logp * target
+    if weight is not None:
+        C = logp.shape[cd]
+        if weight.shape != (C,):
+            raise ValueError(f"{op}: weight must have shape ({C},), got {weight.shape}")
+        shape = [1] * logp.ndim
+        shape[cd] = C
+        terms = terms * weight.reshape(*shape)
+    picked = -terms.sum(cd)
+    if reduction == "none":
+        return picked
+    if reduction == "sum":
+        return picked.sum()
+    return picked.sum() / (picked.numel() if picked.ndim else 1)
 

@@ -377,7 +377,8 @@ def test_quality_leaves_the_training_rng_alone():
     netG = build_generator(nn, 8, 4, 1, 16)
     before = checkpoint.rng_states()
     with tempfile.TemporaryDirectory() as tmp:
-        q = train.Quality(SimpleNamespace(eval_samples=20, nz=8, imageSize=16), tmp, None)
+        q = train.Quality(SimpleNamespace(eval_samples=20, nz=8, codes=0, imageSize=16), tmp,
+                          None)
         row = q.score(netG, 1, 10)
         q.close()
     assert checkpoint.rng_states() == before

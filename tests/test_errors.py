@@ -222,10 +222,10 @@ def test_bce_training_with_non_finite_d_output_is_divergence(tmp_path, monkeypat
     build = train.build_models
 
     def nan_d(args, nc, ckpt):
-        netG, netD, optG, optD, ema = build(args, nc, ckpt)
+        models = build(args, nc, ckpt)  # netG, netD, optG, optD, ...
         with nn.no_grad():
-            netD.main[-2].weight.fill_(float("nan"))  # the last conv: D(x) = sigmoid(NaN)
-        return netG, netD, optG, optD, ema
+            models[1].main[-2].weight.fill_(float("nan"))  # the last conv: D(x) = sigmoid(NaN)
+        return models
 
     monkeypatch.setattr(train, "build_models", nan_d)
     argv = ["--dataset", "fake", "--imageSize", "16", "--ngf", "4", "--ndf", "4", "--nz", "8",

@@ -290,3 +290,78 @@ def test_interpolation_draws_come_from_the_seeded_generator():
         assert results[0][0] == results[1][0]
         for k, v in results[0][1].items():
             assert np.array_equal(v, results[1][1][k]), k
+
+
+# ------------------------------------------------------------ InfoGAN's code (--codes)
+def torch_infogan_step(G, D, Q, optG, optD, real, noise, code, lambda_info):
+    """pytorch/examples' loop with InfoGAN's term written out in torch: G's
+    loss adds lambda * cross_entropy(Q(D's features of G(z, c))), c) (torch's
+    class-probability form), and optG updates Q too."""
+    b = real.shape[0]
+    bce = torch.nn.BCELoss()
+    D.zero_grad()
+    errD_real = bce(D(real), torch.ones(b, dtype=torch.float64))
+    errD_real.backward()
+    fake = G(noise)
+    errD_fake = bce(D(fake.detach()), torch.zeros(b, dtype=torch.float64))
+    errD_fake.backward()
+    optD.step()
+    G.zero_grad()
+    Q.zero_grad()
+    h = D.main[:D._head](fake)
+    errG = bce(D.main[D._head:](h).view(-1), torch.ones(b, dtype=torch.float64))
+    info = torch.nn.functional.cross_entropy(Q(h), code)
+    (errG + lambda_info * info).backward()
+    optG.step()
+    return dict(loss_d=errD_real.item() + errD_fake.item(), loss_g=errG.item(),
+                loss_info=info.item())
+
+
+def test_infogan_code_training_matches_torch(backend, seed):
+    from dcgan.models import build_code_head
+    from dcgan.trainer import CodeLoss, one_hot_code
+    size, width, batch, K = sizes()
+    codes, fc, lam = 3, 12, 0.7
+    torch.manual_seed(seed)
+    t = [build_generator(torch.nn, NZ, width, NC, size, arch="infogan", fc=fc),
+         build_discriminator(torch.nn, NC, width, size, arch="infogan", fc=fc),
+         build_code_head(torch.nn, codes, fc)]
+    gen = torch.Generator().manual_seed(seed)
+    for m in t:
+        _init_torch(m, gen)
+    t = [m.double() for m in t]
+    o = [build_generator(nn, NZ, width, NC, size, arch="infogan", fc=fc).to(np.float64),
+         build_discriminator(nn, NC, width, size, arch="infogan", fc=fc).to(np.float64),
+         build_code_head(nn, codes, fc).to(np.float64)]
+    for ours, ref in zip(o, t):
+        ours.load_state_dict(ref.state_dict())
+    opt = OPTIM["bce"]
+    t_optG = torch.optim.Adam([*t[0].parameters(), *t[2].parameters()], **opt, foreach=False)
+    t_optD = torch.optim.Adam(t[1].parameters(), **opt, foreach=False)
+    o_optG = nn.optim.Adam([*o[0].parameters(), *o[2].parameters()], **opt)
+    o_optD = nn.optim.Adam(o[1].parameters(), **opt)
+    code_loss = CodeLoss(o[2], lam)
+    rng = np.random.default_rng(seed)
+    t_losses, o_losses = [], []
+    for _ in range(K):
+        real = rng.uniform(-1, 1, (batch, NC, size, size))
+        u = rng.uniform(0, 1, (batch, 1))
+        code = one_hot_code(nn.tensor(u, dtype=nn.float64), codes)
+        assert (code.numpy().sum(1) == 1).all()
+        assert (code.numpy().argmax(1) == np.floor(u[:, 0] * codes)).all()
+        noise = rng.standard_normal((batch, NZ, 1, 1))
+        noise[:, NZ - codes:, 0, 0] = code.numpy()
+        r = torch_infogan_step(*t, t_optG, t_optD, torch.tensor(real), torch.tensor(noise),
+                               torch.tensor(code.numpy()), lam)
+        s = train_step(o[0], o[1], o_optG, o_optD, nn.BCELoss(), nn.tensor(real),
+                       nn.tensor(noise), info=(code_loss, code))
+        t_losses += [r[k] for k in sorted(r)]
+        o_losses += [s[k] for k in sorted(r)]
+    err = rel_error(np.array(o_losses), np.array(t_losses))
+    assert err <= TOL, f"losses: relative error {err:.2e}"
+    for name, ours, ref in zip("GDQ", o, t):
+        ref_params = dict(ref.named_parameters())
+        for k, p in ours.named_parameters():
+            e = rel_error(p.numpy(), ref_params[k].detach().numpy())
+            assert e <= TOL, f"{name}.{k}: relative error {e:.2e}"
+    record_worst("gan infogan code losses", np.float64, "train", err)

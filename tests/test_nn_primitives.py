@@ -128,6 +128,28 @@ def test_cross_entropy(backend, dtype, seed, shape, kwargs, loss):
     helper_test_op([shape], ce_fn(shape, kwargs, seed, loss), dtype=dtype, seed=seed, op=loss)
 
 
+@pytest.mark.parametrize("shape,kwargs", [
+    ((5, 4), {}), ((3, 6), {"weight": True}), ((2, 3, 4), {"reduction": "sum"}),
+    ((4, 3), {"reduction": "none"}), ((6,), {})])
+def test_cross_entropy_with_class_probabilities(backend, dtype, seed, shape, kwargs):
+    """torch's float-target form (InfoGAN's code loss uses it with one-hot rows)."""
+    rng = np.random.default_rng(seed + 11)
+    C = shape[0] if len(shape) == 1 else shape[1]
+    probs = rng.dirichlet(np.ones(C), int(np.prod(shape)) // C)
+    probs = (probs.reshape(shape) if len(shape) < 3 else
+             np.moveaxis(probs.reshape(shape[0], *shape[2:], C), -1, 1))
+    kw = dict(kwargs)
+    weight = rng.uniform(0.5, 2, C) if kw.pop("weight", False) else None
+
+    def fn(F, x):
+        T = lib(F)
+        t = torch.tensor(probs) if T is torch else nn.tensor(probs, dtype=x.dtype)
+        w = None if weight is None else (torch.tensor(weight) if T is torch
+                                         else nn.tensor(weight, dtype=x.dtype))
+        return F.cross_entropy(x, t, weight=w, **kw)
+    helper_test_op([shape], fn, dtype=dtype, seed=seed, op="cross_entropy")
+
+
 def test_cross_entropy_bad_targets(backend):
     x = nn.tensor(np.zeros((3, 4)), dtype=nn.float64)
     with pytest.raises(IndexError, match="cross_entropy|nll_loss: target 4 is out of bounds"):

@@ -70,8 +70,8 @@ def test_bce_logits_dry_run(tmp_path, monkeypatch):
     assert all(0 < float(v) < 1 for v in row[5:8])  # D(x), D(G(z)): sigmoid of the logits
 
 
-@pytest.mark.parametrize("flags", [[], ["--arch", "infogan", "--nfc", "16", "--ema", "0.9"]],
-                         ids=["dcgan", "infogan_ema"])
+@pytest.mark.parametrize("flags", [[], ["--arch", "infogan", "--nfc", "16", "--ema", "0.9",
+                                       "--codes", "3"]], ids=["dcgan", "infogan_codes_ema"])
 def test_two_epochs_equal_one_plus_resume_bitwise(tmp_path, flags):
     """On the numpy backend, resume continues exactly: same weights, optimizer
     states, BN buffers, moving average of G and log, bit for bit."""
@@ -83,7 +83,8 @@ def test_two_epochs_equal_one_plus_resume_bitwise(tmp_path, flags):
     a = load_ckpt(tmp_path / "straight" / "checkpoint.safetensors")
     b = load_ckpt(split / "checkpoint.safetensors")
     assert a["epoch"] == b["epoch"] == 2 and a["iteration"] == b["iteration"] == 16
-    for key in ("netG", "netD", "optG", "optD", "fixed_noise") + (("netG_ema",) if flags else ()):
+    for key in ("netG", "netD", "optG", "optD", "fixed_noise") + (("netG_ema", "netQ") if flags
+                                                                   else ()):
         assert checkpoint.arrays_equal(a[key], b[key]), key
     if flags:  # the average moved away from G, once per step
         assert int(a["netG_ema"]["n_averaged"]) == 16
@@ -92,7 +93,10 @@ def test_two_epochs_equal_one_plus_resume_bitwise(tmp_path, flags):
     assert a["rng"]["numpy"] == b["rng"]["numpy"]
     log_a = (tmp_path / "straight" / "log.csv").read_text().splitlines()
     log_b = (split / "log.csv").read_text().splitlines()
-    strip = lambda rows: [r.rsplit(",", 1)[0] for r in rows]  # noqa: E731 (drop the seconds)
+    seconds = log_a[0].split(",").index("seconds")
+
+    def strip(rows):  # every column but the seconds
+        return [[v for i, v in enumerate(r.split(",")) if i != seconds] for r in rows]
     assert strip(log_a) == strip(log_b) and len(log_a) == 17
 
 
@@ -242,6 +246,7 @@ VARIANT_FLAGS = {
     "bce_sn_mbstd": ["--spectral-norm", "--minibatch-std"],
     "leaky": ["--arch", "leaky"],
     "infogan_ema": ["--arch", "infogan", "--nfc", "12", "--ema", "0.99"],
+    "infogan_codes": ["--arch", "infogan", "--nfc", "12", "--codes", "4", "--lambda-info", "0.5"],
     "infogan_wgan-gp_ema": ["--arch", "infogan", "--nfc", "12", "--loss", "wgan-gp", "--ema",
                             "0.5"],
 }
@@ -291,6 +296,9 @@ def _dry_run(tmp_path, backend, flags):
     if arch == "infogan":  # G: Flatten, Linear(nz, nfc), ...; D ends in Linear(nfc, 1)
         assert args["arch"] == "infogan" and ckpt["netG"]["main.1.weight"].shape == (12, 8)
         assert ckpt["netD"][f"main.{_last_linear(ckpt['netD'])}.weight"].shape == (1, 12)
+    if "--codes" in flags:  # the Q head, its loss logged beside G's
+        assert ckpt["netQ"]["3.weight"].shape == (4, 128)
+        assert rows[0].split(",")[-1] == "loss_info" and float(rows[1].split(",")[-1]) > 0
     if "--ema" in flags:  # one average per G step: the cycle made one
         assert int(ckpt["netG_ema"]["n_averaged"]) == 1
         assert (out / "netG_ema_epoch_1.safetensors").stat().st_size > 0
@@ -317,12 +325,21 @@ def test_variant_defaults(tmp_path):
                  "--d-norm", "none")
     assert (a.lr, a.beta1, a.beta2, a.d_norm) == (3e-4, 0.0, 0.99, "none")
     a = resolved()  # the embedded digits' recipe
-    assert (a.loss, a.arch, a.nfc, a.ema, a.lr, a.beta1, a.beta2, a.d_norm, a.spectral_norm,
-            a.minibatch_std) == ("bce", "infogan", 512, 0.999, 4e-4, 0.5, 0.999, "batch", False,
-                                 0)
+    assert (a.loss, a.arch, a.nfc, a.codes, a.ema, a.lr_g, a.lr_d, a.beta1, a.beta2, a.d_norm,
+            a.spectral_norm, a.minibatch_std) == ("bce", "infogan", 512, 10, 0.999, 1e-3, 2e-4,
+                                                  0.5, 0.999, "batch", False, 4)
+    assert resolved("--batchSize", "30").minibatch_std == 0  # 30 does not split into 4s
+    assert resolved("--batchSize", "30", "--minibatch-std", "3").minibatch_std == 3
+    a = resolved("--lr", "3e-4")  # --lr sets both rates
+    assert (a.lr, a.lr_g, a.lr_d) == (3e-4, 3e-4, 3e-4)
+    a = resolved("--lr", "3e-4", "--lr-d", "1e-4")
+    assert (a.lr_g, a.lr_d) == (3e-4, 1e-4)
     assert (a.imageSize, a.ngf, a.ndf, a.batchSize, a.niter) == (16, 64, 32, 32, 90)
+    # the preset's code needs the infogan arch and a BCE loss: another choice drops it
+    assert resolved("--arch", "dcgan").codes == resolved("--loss", "wgan-gp").codes == 0
+    assert resolved().codes == 10
     a = resolved("--arch", "dcgan", "--ema", "0")  # the preset's other values stay
-    assert (a.arch, a.loss, a.ema, a.imageSize, a.ngf, a.lr) == ("dcgan", "bce", 0, 16, 64, 4e-4)
+    assert (a.arch, a.loss, a.ema, a.imageSize, a.ngf, a.lr_g) == ("dcgan", "bce", 0, 16, 64, 1e-3)
     a = resolved("--dataset", "fake")  # pytorch/examples' everywhere else
     assert (a.lr, a.imageSize, a.ngf, a.ndf, a.batchSize, a.niter) == (2e-4, 64, 64, 64, 64, 25)
     assert (a.arch, a.nfc, a.ema) == ("dcgan", 1024, 0)
@@ -353,6 +370,16 @@ def test_variant_defaults(tmp_path):
      "--nfc sets the fully connected width of --arch infogan; --arch dcgan has no"),
     (["--nfc", "0"], "--nfc must be positive, got 0"),
     (["--ema", "1"], "--ema must be a decay in [0, 1) (0 turns the average off), got 1.0"),
+    (["--arch", "dcgan", "--codes", "10"], "--codes needs --arch infogan"),
+    (["--codes", "1"], "--codes must be 0 (off) or from 2 to --nz - 1 = 99"),
+    (["--codes", "100"], "--codes must be 0 (off) or from 2 to --nz - 1 = 99 (the code is part"),
+    (["--codes", "-1"], "--codes must be 0 (off) or from 2 to --nz - 1"),
+    (["--loss", "wgan-gp", "--codes", "10"],
+     "--codes trains with --loss bce or bce-logits, eagerly; not with --loss wgan-gp"),
+    (["--dataset", "fake", "--lambda-info", "2"], "--lambda-info weighs InfoGAN's code loss"),
+    (["--lambda-info", "nan"], "--lambda-info must be a finite number >= 0"),
+    (["--lr-g", "0"], "--lr-g must be a positive number, got 0.0"),
+    (["--lr-d", "inf"], "--lr-d must be a positive number, got inf"),
     (["--ema", "-0.5"], "--ema must be a decay in [0, 1)"),
     (["--d-norm", "group"], "argument --d-norm: invalid choice: 'group'"),
     (["--loss", "hinge"], "argument --loss: invalid choice: 'hinge'"),
@@ -407,7 +434,10 @@ def test_wgan_gp_spectral_norm_two_epochs_equal_one_plus_resume_bitwise(tmp_path
     assert a["rng"]["numpy"] == b["rng"]["numpy"]
     log_a = (tmp_path / "straight" / "log.csv").read_text().splitlines()
     log_b = (split / "log.csv").read_text().splitlines()
-    strip = lambda rows: [r.rsplit(",", 1)[0] for r in rows]  # noqa: E731 (drop the seconds)
+    seconds = log_a[0].split(",").index("seconds")
+
+    def strip(rows):  # every column but the seconds
+        return [[v for i, v in enumerate(r.split(",")) if i != seconds] for r in rows]
     assert strip(log_a) == strip(log_b) and len(log_a) == 17
     g_rows = [int(r.split(",")[0]) for r in log_a[1:] if r.split(",")[-2] != ""]
     assert g_rows == [5, 10, 15]
@@ -453,5 +483,5 @@ def test_help_documents_every_variant_flag():
     assert proc.returncode == 0
     for flag in ("--loss", "wgan-gp", "--n-critic", "--lambda-gp", "--beta2", "--d-norm",
                  "--spectral-norm", "--minibatch-std", "--arch", "leaky", "infogan", "--nfc",
-                 "--ema"):
+                 "--ema", "--codes", "--lambda-info", "--lr-g", "--lr-d"):
         assert flag in proc.stdout, flag
