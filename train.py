@@ -14,10 +14,10 @@ wgan-gp, --n-critic, --lambda-gp, --beta2, --d-norm, --spectral-norm,
 --lr-d; `--help` says what each changes). One exception to the defaults: the
 embedded dataset, mnist5k, gets a recipe measured for a 2-core CPU unless you
 say otherwise: InfoGAN's networks and code (--arch infogan --nfc 512 --codes
-10, Adam --lr-g 1e-3 --lr-d 2e-4), a moving average of G (--ema 0.999),
---imageSize 16 --ngf 64 --ndf 32 --batchSize 32 --niter 90 (README, "Sample
-quality"); every other dataset gets pytorch/examples' DCGAN, 64 / 64 / 64 /
-64 / 25 and 2e-4.
+10), minibatch stddev (--minibatch-std 4), a moving average of G (--ema
+0.999), --imageSize 16 --ngf 64 --ndf 32 --batchSize 32 --lr 4e-4 --niter 40
+(README, "Sample quality"); every other dataset gets pytorch/examples'
+DCGAN, 64 / 64 / 64 / 64 / 25 and 2e-4.
 
 Files under --outf: real_samples.png (once, a shuffled batch),
 fake_samples_epoch_NNN.png (each epoch, from one fixed noise batch), log.csv
@@ -83,14 +83,13 @@ PYTORCH_DEFAULTS = dict(imageSize=64, ngf=64, ndf=64, niter=25, batchSize=64)
 # minutes (README, "Sample quality"; docs/mnist5k_recipes.md): 16x16 trains
 # several times more images per second than 32x32; InfoGAN's networks draw
 # whole strokes where DCGAN's level off at 60% clean digits; a moving average
-# of G lowers the Frechet distance; InfoGAN's code and rates take the clean
-# share past 90%, and minibatch stddev gives back the diversity they cost.
+# of G lowers the Frechet distance; InfoGAN's code takes the clean share past
+# 90%, and minibatch stddev gives back some of the diversity it costs.
 # A preset value that another flag cannot use (the code with --arch dcgan,
 # the groups with an odd --batchSize) is dropped, not an error.
 PRESETS = {"mnist5k": dict(arch="infogan", nfc=512, codes=10, minibatch_std=4, ema=0.999,
-                           imageSize=16, ngf=64, ndf=32, niter=90, batchSize=32)}
-PRESET_OPTIM = {"mnist5k": {"bce": dict(lr_g=1e-3, lr_d=2e-4),  # InfoGAN's two rates
-                           "bce-logits": dict(lr=4e-4)}}
+                           imageSize=16, ngf=64, ndf=32, niter=40, batchSize=32)}
+PRESET_OPTIM = {"mnist5k": {"bce": dict(lr=4e-4), "bce-logits": dict(lr=4e-4)}}
 FALLBACKS = dict(dataset="mnist5k", nz=100, arch="dcgan", nfc=FC_WIDTH, codes=0, lambda_info=1.0,
                  ema=0.0, n_critic=5,
                  lambda_gp=10.0, spectral_norm=False, minibatch_std=0)
@@ -201,9 +200,9 @@ def parse_args(argv=None):
                    help="learning rate of both Adams (default 0.0002; 0.0004 for mnist5k with "
                         "bce or bce-logits; 0.0001 for wgan-gp)")
     p.add_argument("--lr-g", dest="lr_g", type=float, default=None, metavar="LR",
-                   help="G's learning rate (default --lr; 1e-3 on mnist5k, InfoGAN's)")
+                   help="G's learning rate (default --lr; InfoGAN used 1e-3)")
     p.add_argument("--lr-d", dest="lr_d", type=float, default=None, metavar="LR",
-                   help="D's learning rate (default --lr; 2e-4 on mnist5k, InfoGAN's)")
+                   help="D's learning rate (default --lr; InfoGAN used 2e-4)")
     p.add_argument("--beta1", type=float, default=None, help="beta1 for adam (default 0.5)")
     p.add_argument("--beta2", type=float, default=None,
                    help="beta2 for adam (default 0.999; 0.9 for wgan-gp)")

@@ -64,9 +64,12 @@ def save_loss_plot(log_rows, path, loss="bce", lambda_gp=10.0, quality=None):
                 "BCE(D(G(z)), 0)", linewidth=0.8)
         ax.plot(steps, [r["loss_g"] for r in log_rows], label="Loss_G = BCE(D(G(z)), 1)",
                 linewidth=0.8)
+        if log_rows and log_rows[0].get("loss_info") is not None:  # --codes
+            ax.plot(steps, [r["loss_info"] for r in log_rows], linewidth=0.8,
+                    label="code loss = CE(Q(G(z, c)), c) (InfoGAN)")
         ax.set_xlabel("iteration")
         ax.set_ylabel("loss")
-        ax.set_title(f"DCGAN training losses ({loss})")
+        ax.set_title(f"GAN training losses ({loss})")
         ax.legend()
     else:
         if side is None:
@@ -115,5 +118,6 @@ def _quality_panel(ax, rows, floor):
     share.set_ylabel("share")
     lines = ax.get_legend_handles_labels()
     more = share.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper right")
+    # the curves end low (FD) and high (shares): the middle right is free
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="center right")
     ax.set_title(f"sample quality per epoch (n = {rows[-1]['n']:.0f})")

@@ -326,7 +326,7 @@ def test_variant_defaults(tmp_path):
     assert (a.lr, a.beta1, a.beta2, a.d_norm) == (3e-4, 0.0, 0.99, "none")
     a = resolved()  # the embedded digits' recipe
     assert (a.loss, a.arch, a.nfc, a.codes, a.ema, a.lr_g, a.lr_d, a.beta1, a.beta2, a.d_norm,
-            a.spectral_norm, a.minibatch_std) == ("bce", "infogan", 512, 10, 0.999, 1e-3, 2e-4,
+            a.spectral_norm, a.minibatch_std) == ("bce", "infogan", 512, 10, 0.999, 4e-4, 4e-4,
                                                   0.5, 0.999, "batch", False, 4)
     assert resolved("--batchSize", "30").minibatch_std == 0  # 30 does not split into 4s
     assert resolved("--batchSize", "30", "--minibatch-std", "3").minibatch_std == 3
@@ -334,12 +334,12 @@ def test_variant_defaults(tmp_path):
     assert (a.lr, a.lr_g, a.lr_d) == (3e-4, 3e-4, 3e-4)
     a = resolved("--lr", "3e-4", "--lr-d", "1e-4")
     assert (a.lr_g, a.lr_d) == (3e-4, 1e-4)
-    assert (a.imageSize, a.ngf, a.ndf, a.batchSize, a.niter) == (16, 64, 32, 32, 90)
+    assert (a.imageSize, a.ngf, a.ndf, a.batchSize, a.niter) == (16, 64, 32, 32, 40)
     # the preset's code needs the infogan arch and a BCE loss: another choice drops it
     assert resolved("--arch", "dcgan").codes == resolved("--loss", "wgan-gp").codes == 0
     assert resolved().codes == 10
     a = resolved("--arch", "dcgan", "--ema", "0")  # the preset's other values stay
-    assert (a.arch, a.loss, a.ema, a.imageSize, a.ngf, a.lr_g) == ("dcgan", "bce", 0, 16, 64, 1e-3)
+    assert (a.arch, a.loss, a.ema, a.imageSize, a.ngf, a.lr_g) == ("dcgan", "bce", 0, 16, 64, 4e-4)
     a = resolved("--dataset", "fake")  # pytorch/examples' everywhere else
     assert (a.lr, a.imageSize, a.ngf, a.ndf, a.batchSize, a.niter) == (2e-4, 64, 64, 64, 64, 25)
     assert (a.arch, a.nfc, a.ema) == ("dcgan", 1024, 0)
