@@ -339,7 +339,7 @@ def resolve_args(args):
             or args.codes >= args.nz):
         args.codes = 0  # the preset's code, which another arch, loss or --nz cannot take
     if args.minibatch_std and "minibatch_std" not in given and ckpt is None and \
-            args.batchSize % min(args.minibatch_std, args.batchSize):
+            args.batchSize > 0 and args.batchSize % min(args.minibatch_std, args.batchSize):
         args.minibatch_std = 0  # the preset's groups, which another --batchSize cannot split
     _check_variant(args, given)
     if ckpt and args.niter <= ckpt["epoch"] and not args.dry_run:
@@ -863,6 +863,11 @@ def train(args, ckpt):
                 print(quality.summary(figures))
     except KeyboardInterrupt:
         where = f"epoch {epoch + 1}, iteration {step}"
+        if saved_epoch is None and os.path.exists(ckpt_path):
+            # Ctrl-C between the first checkpoint's rename and the line that
+            # records it: that checkpoint is this epoch's (a fresh run's folder
+            # holds no other, outputs.prepare moved any old run aside).
+            saved_epoch = epoch + 1
         if saved_epoch is not None:
             raise Interrupted(f"interrupted at {where}; resume with: "
                               f"{resume_command(args, ckpt_path)} (continues after epoch "

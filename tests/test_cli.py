@@ -279,9 +279,13 @@ def test_ctrl_c_stops_cleanly_with_the_resume_command(tmp_path, capsys, monkeypa
 def test_ctrl_c_in_a_subprocess_exits_130_without_a_traceback(tmp_path):
     import signal
     import time
+    # A shell's background job (CI run with `&`) ignores SIGINT, and a child
+    # inherits that: Python then never installs its Ctrl-C handler. A
+    # terminal's Ctrl-C reaches a process with the default disposition.
     proc = subprocess.Popen([sys.executable, "train.py", *TINY, "--niter", "1000",
-                             "--outf", str(tmp_path / "o")], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             "--outf", str(tmp_path / "o")], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while not (tmp_path / "o" / CKPT).exists() and time.time() < deadline:
         time.sleep(0.1)

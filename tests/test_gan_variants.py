@@ -38,9 +38,8 @@ VARIANTS = {
     "bce_sn_mbstd": ("bce", dict(arch="dcgan", norm="batch", spectral_norm=True,
                                  minibatch_std=2), None),
     "leaky": ("bce-logits", dict(arch="leaky", norm="batch"), None),
-    # fully connected layers (BatchNorm1d, Unflatten; LayerNorm and spectral
-    # norm on a Linear under WGAN-GP)
-    "infogan": ("bce", dict(arch="infogan", norm="batch", fc=12), None),
+    # fully connected layers: LayerNorm and spectral norm on a Linear under
+    # WGAN-GP (BatchNorm1d and Unflatten under BCE: the code test below)
     "infogan_wgan-gp_layer_sn": ("wgan-gp", dict(arch="infogan", norm="layer", spectral_norm=True,
                                                  fc=12), 2),
 }
