@@ -296,19 +296,25 @@ def nll_loss(input, target, weight=None, size_average=None, reduce=None, ignore_
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     _require_rank(op, "input (N, C, ...) or (C,)", input, (1, 2, 3, 4))
     onehot, cd = _class_targets(op, input, target, ignore_index)
-    if weight is not None:
-        C = input.shape[cd]
-        if weight.shape != (C,):
-            raise ValueError(f"{op}: weight must have shape ({C},), got {weight.shape}")
-        shape = [1] * input.ndim
-        shape[cd] = C
-        onehot = onehot * weight.reshape(*shape)
+    onehot = _class_weighted(op, onehot, weight, cd)
     picked = -(input * onehot).sum(cd)  # each kept position's weighted -log p
     if reduction == "none":
         return picked
     if reduction == "sum":
         return picked.sum()
     return picked.sum() / onehot.sum()
+
+
+def _class_weighted(op, t, weight, cd):
+    """t with each class's entries (along dim cd) times weight[c]; t if no weight."""
+    if weight is None:
+        return t
+    C = t.shape[cd]
+    if weight.shape != (C,):
+        raise ValueError(f"{op}: weight must have shape ({C},), got {weight.shape}")
+    shape = [1] * t.ndim
+    shape[cd] = C
+    return t * weight.reshape(*shape)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
@@ -330,15 +336,9 @@ def _soft_cross_entropy(logp, target, weight, reduction, cd):
     loss_n = -sum_c w_c target_nc log p_nc, the mean over the batch (not over
     the weights, unlike the index form)."""
     op = "cross_entropy"
-    terms = logp * target
-    if weight is not None:
-        C = logp.shape[cd]
-        if weight.shape != (C,):
-            raise ValueError(f"{op}: weight must have shape ({C},), got {weight.shape}")
-        shape = [1] * logp.ndim
-        shape[cd] = C
-        terms = terms * weight.reshape(*shape)
-    picked = -terms.sum(cd)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    picked = -_class_weighted(op, logp * target, weight, cd).sum(cd)
     if reduction == "none":
         return picked
     if reduction == "sum":
