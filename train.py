@@ -178,7 +178,7 @@ class Diverged(Exception):
 
 def parse_args(argv=None):
     p = _Parser(description="Train DCGAN, or one of its variants (WGAN-GP, spectral norm, "
-                            "minibatch stddev, the LeakyReLU arch), on nn's kernels.",
+                            "minibatch stddev, the LeakyReLU arch, InfoGAN), on nn's kernels.",
                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=VARIANTS_HELP)
     p.add_argument("--dataset", default=None, choices=DATASETS,
                    help="mnist5k (embedded, the default) | mnist | fashion-mnist | cifar10 | "
@@ -268,7 +268,7 @@ def parse_args(argv=None):
                    const=MINIBATCH_STD_GROUP, default=None, metavar="GROUP",
                    help="ProGAN's minibatch standard deviation before D's last convolution, "
                         f"over groups of GROUP images (default {MINIBATCH_STD_GROUP}; "
-                        "--batchSize must divide by it)")
+                        "--batchSize must divide by it; on by default on mnist5k)")
     p.add_argument("--eval-samples", dest="eval_samples", type=int, default=None, metavar="N",
                    help="score N samples from a fixed noise set at the end of every epoch "
                         "(Frechet distance, KID, precision/recall, confident share, classes; "
