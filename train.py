@@ -742,22 +742,15 @@ def train(args, ckpt):
 
         def iteration(real):
             noise = nn.randn(real.shape[0], args.nz, 1, 1)
-            g_steps = schedule.generator_steps
-            stats = schedule.step(real, noise)  # alpha, then G's noise, drawn inside
-            if ema is not None and schedule.generator_steps != g_steps:
-                ema.update_parameters(netG)
-            return stats
+            return schedule.step(real, noise)  # alpha, then G's noise, drawn inside
     else:
         criterion = nn.BCEWithLogitsLoss() if args.loss == "bce-logits" else nn.BCELoss()
         logits = args.loss == "bce-logits"
 
         def iteration(real):
             noise, code = latent(real.shape[0], args.nz, args.codes)
-            stats = train_step(netG, netD, optG, optD, criterion, real, noise, logits,
-                               info=(code_loss, code) if code_loss else None)
-            if ema is not None:
-                ema.update_parameters(netG)
-            return stats
+            return train_step(netG, netD, optG, optD, criterion, real, noise, logits,
+                              info=(code_loss, code) if code_loss else None)
 
         if args.cuda_graph:
             if backend != "cupy":
@@ -768,10 +761,7 @@ def train(args, ckpt):
 
             def iteration(real):  # noqa: F811 -- the captured step replaces the eager one
                 noise = nn.randn(real.shape[0], args.nz, 1, 1)
-                stats = captured(real, noise)
-                if ema is not None:
-                    ema.update_parameters(netG)
-                return stats
+                return captured(real, noise)
 
     if ckpt is None:
         fixed_noise = latent(64, args.nz, args.codes)[0]
@@ -829,7 +819,11 @@ def train(args, ckpt):
                            f"[{epoch + 1}/{args.niter}] {{percentage:3.0f}}%|{{bar}}| {{desc}}"))
             for i, real in bar:
                 real = nn.tensor(real)
+                g_steps = schedule.generator_steps if wgan else None
                 stats = iteration(real)
+                # the average moves after every G step (wgan-gp: one in n_critic)
+                if ema is not None and (not wgan or schedule.generator_steps != g_steps):
+                    ema.update_parameters(netG)
                 step += 1
                 images += real.shape[0]
                 clock.tick()

@@ -238,19 +238,19 @@ def load_weights(path, which, trust_pickle=False):
 
 
 def generator_weights(path, average=True, trust_pickle=False):
-    """(G's state_dict, "netG" or "netG_ema") from a checkpoint (its average
-    when it keeps one and `average`), or from a netG / netG_ema weights file.
-    What else sampling needs (the code size of --codes) is in the
-    checkpoint's args or the weights file's "codes" (load)."""
+    """(G's state_dict, "netG" or "netG_ema", what the file says of how G was
+    trained) from a checkpoint (its average when it keeps one and `average`;
+    train.py's args) or from a netG / netG_ema weights file (its "codes", the
+    InfoGAN code size that sampling needs and the weights cannot show)."""
     ckpt = load(path, trust_pickle)
     if ckpt["format"] == FORMAT:
         if average and "netG_ema" in ckpt:  # AveragedModel's keys: module.<key>, n_averaged
             return {k[len("module."):]: v for k, v in ckpt["netG_ema"].items()
-                    if k.startswith("module.")}, "netG_ema"
-        return ckpt["netG"], "netG"
+                    if k.startswith("module.")}, "netG_ema", ckpt["args"]
+        return ckpt["netG"], "netG", ckpt["args"]
     if ckpt.get("which") not in (None, "netG", "netG_ema"):
         raise CheckpointError(f"'{path}' holds {ckpt.get('which')} weights, not a generator's")
-    return ckpt["state_dict"], ckpt.get("which") or "netG"
+    return ckpt["state_dict"], ckpt.get("which") or "netG", {"codes": ckpt.get("codes", 0)}
 
 
 def load_into(model, state_dict, path):

@@ -171,10 +171,7 @@ def load_generator(path, shape=None, average=True):
     when it keeps one, unless average=False) or a netG / netG_ema weights
     file (the shape read off the weights; `shape` overrides any of them).
     info["weights"] says which: "netG" or "netG_ema"."""
-    ckpt = checkpoint.load(path)
-    state, which = checkpoint.generator_weights(path, average)
-    saved = (ckpt["args"] if ckpt["format"] == checkpoint.FORMAT else
-             {"codes": ckpt.get("codes", 0)})
+    state, which, saved = checkpoint.generator_weights(path, average)
     netG, info = build_from_weights(state, saved, shape, path)
     return netG, {**info, "weights": which}
 

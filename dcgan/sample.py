@@ -62,16 +62,13 @@ def main(argv=None):
                                              "not exist")
         if args.backend:
             nn.set_backend(args.backend)
-        ckpt = checkpoint.load(args.checkpoint, trust_pickle=args.trust_pickle)
-        weights, which = checkpoint.generator_weights(args.checkpoint, args.average,
-                                                      args.trust_pickle)
+        weights, which, saved = checkpoint.generator_weights(args.checkpoint, args.average,
+                                                             args.trust_pickle)
         bad = checkpoint.non_finite(weights)
         if bad:
             raise checkpoint.CheckpointError(
                 f"'{args.checkpoint}' holds non-finite generator weights ({', '.join(bad[:3])}"
                 f"{' ...' if len(bad) > 3 else ''}): the run that wrote it diverged")
-        saved = (ckpt["args"] if ckpt["format"] == checkpoint.FORMAT else
-             {"codes": ckpt.get("codes", 0)})
         flags = {"nz": args.nz, "ngf": args.ngf, "nc": args.nc, "imageSize": args.imageSize,
                  "arch": args.arch}
         netG, shape = build_from_weights(weights, saved, flags, args.checkpoint)

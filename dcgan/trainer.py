@@ -17,6 +17,7 @@ a sigmoid so that they mean the same thing.
 """
 
 import contextlib
+import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -194,12 +195,18 @@ class CodeLoss:
 
 def one_hot_code(u, codes):
     """(N, codes) one-hot rows from uniform draws u (N, 1) in [0, 1): code k
-    where k / codes <= u < (k + 1) / codes, on u's device (no copy)."""
-    edges = np.arange(codes + 1, dtype=np.float64) / codes
-    lo = nn.tensor(edges[None, :-1], dtype=u.dtype)
-    hi = nn.tensor(edges[None, 1:], dtype=u.dtype)
-    one = nn.ones(1, 1, dtype=u.dtype)
+    where k / codes <= u < (k + 1) / codes, on u's device (no copy in the
+    step: the edges are uploaded once per backend, code size and dtype)."""
+    lo, hi, one = _code_edges(u._backend.name, codes, np.dtype(u.dtype).name)
     return nn.where(u >= lo, one, 0.0) - nn.where(u >= hi, one, 0.0)
+
+
+@functools.lru_cache(maxsize=None)
+def _code_edges(backend, codes, dtype):
+    with nn.use_backend(backend):
+        edges = np.arange(codes + 1, dtype=np.float64) / codes
+        return (nn.tensor(edges[None, :-1], dtype=dtype), nn.tensor(edges[None, 1:], dtype=dtype),
+                nn.ones(1, 1, dtype=dtype))
 
 
 def latent(n, nz, codes=0, dtype=None):

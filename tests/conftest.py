@@ -45,6 +45,15 @@ def _restore_active_backend():
     nn.backend._current = saved
 
 
+@pytest.fixture
+def numpy_backend():
+    """The CPU reference backend for a whole module of command-line and model
+    tests (`pytestmark = pytest.mark.usefixtures("numpy_backend")`); a test
+    that also takes `backend` runs on that one instead."""
+    with nn.use_backend("numpy"):
+        yield
+
+
 @pytest.fixture(params=kernels.known_backends())
 def backend(request):
     reason = kernels.why_unavailable(request.param)

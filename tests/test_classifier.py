@@ -9,17 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import nn
 from dcgan import checkpoint, classifier
 from dcgan.data import load_mnist5k_labelled
 
 ROOT = __file__.rsplit("/tests/", 1)[0]
 
 
-@pytest.fixture(autouse=True)
-def numpy_backend():
-    with nn.use_backend("numpy"):
-        yield
+pytestmark = pytest.mark.usefixtures("numpy_backend")
 
 
 @pytest.fixture(scope="module")

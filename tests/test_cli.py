@@ -25,10 +25,7 @@ TINY = ["--dataset", "fake", "--imageSize", "16", "--ngf", "4", "--ndf", "4", "-
 CKPT = checkpoint.CHECKPOINT_NAME
 
 
-@pytest.fixture(autouse=True)
-def numpy_backend():
-    with nn.use_backend("numpy"):
-        yield
+pytestmark = pytest.mark.usefixtures("numpy_backend")
 
 
 def run(out, *extra):

@@ -16,10 +16,7 @@ ROOT = __file__.rsplit("/tests/", 1)[0]
 SIZE = 16  # the smallest generator: the cheapest checkpoint
 
 
-@pytest.fixture(autouse=True)
-def numpy_backend():
-    with nn.use_backend("numpy"):
-        yield
+pytestmark = pytest.mark.usefixtures("numpy_backend")
 
 
 @pytest.fixture(scope="module")

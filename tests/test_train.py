@@ -32,10 +32,7 @@ def load_ckpt(path):
     return checkpoint.load(str(path))
 
 
-@pytest.fixture(autouse=True)
-def numpy_backend():
-    with nn.use_backend("numpy"):
-        yield
+pytestmark = pytest.mark.usefixtures("numpy_backend")
 
 
 def test_dry_run_writes_every_output(tmp_path):
