@@ -15,7 +15,7 @@ import torch
 
 import nn
 from helpers import helper_test_grad2, lib
-from test_nn_primitives import CE_CASES, PRIMITIVE_CASES, ce_fn
+from test_nn_primitives import CE_CASES, CE_PROB_CASES, PRIMITIVE_CASES, ce_fn, ce_probs_fn
 from test_ops import CONV2D_CASES, CONV_TRANSPOSE2D_CASES
 
 
@@ -154,6 +154,12 @@ def test_primitive_grad2(backend, dtype, seed, case):
 @pytest.mark.parametrize("shape,kwargs", CE_CASES[:4])
 def test_cross_entropy_grad2(backend, dtype, seed, shape, kwargs):
     helper_test_grad2([shape], ce_fn(shape, kwargs, seed), dtype=dtype, seed=seed,
+                      op="cross_entropy")
+
+
+@pytest.mark.parametrize("shape,kwargs", CE_PROB_CASES)
+def test_cross_entropy_with_class_probabilities_grad2(backend, dtype, seed, shape, kwargs):
+    helper_test_grad2([shape], ce_probs_fn(shape, kwargs, seed), dtype=dtype, seed=seed,
                       op="cross_entropy")
 
 

@@ -128,11 +128,13 @@ def test_cross_entropy(backend, dtype, seed, shape, kwargs, loss):
     helper_test_op([shape], ce_fn(shape, kwargs, seed, loss), dtype=dtype, seed=seed, op=loss)
 
 
-@pytest.mark.parametrize("shape,kwargs", [
-    ((5, 4), {}), ((3, 6), {"weight": True}), ((2, 3, 4), {"reduction": "sum"}),
-    ((4, 3), {"reduction": "none"}), ((6,), {})])
-def test_cross_entropy_with_class_probabilities(backend, dtype, seed, shape, kwargs):
-    """torch's float-target form (InfoGAN's code loss uses it with one-hot rows)."""
+CE_PROB_CASES = [((5, 4), {}), ((3, 6), {"weight": True}), ((2, 3, 4), {"reduction": "sum"}),
+                 ((4, 3), {"reduction": "none"}), ((6,), {})]
+
+
+def ce_probs_fn(shape, kwargs, seed):
+    """A cross-entropy lambda with fixed random class-probability targets
+    (torch's float form; InfoGAN's code loss uses it with one-hot rows)."""
     rng = np.random.default_rng(seed + 11)
     C = shape[0] if len(shape) == 1 else shape[1]
     probs = rng.dirichlet(np.ones(C), int(np.prod(shape)) // C)
@@ -147,7 +149,13 @@ def test_cross_entropy_with_class_probabilities(backend, dtype, seed, shape, kwa
         w = None if weight is None else (torch.tensor(weight) if T is torch
                                          else nn.tensor(weight, dtype=x.dtype))
         return F.cross_entropy(x, t, weight=w, **kw)
-    helper_test_op([shape], fn, dtype=dtype, seed=seed, op="cross_entropy")
+    return fn
+
+
+@pytest.mark.parametrize("shape,kwargs", CE_PROB_CASES)
+def test_cross_entropy_with_class_probabilities(backend, dtype, seed, shape, kwargs):
+    helper_test_op([shape], ce_probs_fn(shape, kwargs, seed), dtype=dtype, seed=seed,
+                   op="cross_entropy")
 
 
 def test_cross_entropy_bad_targets(backend):
@@ -158,6 +166,11 @@ def test_cross_entropy_bad_targets(backend):
         nn.functional.cross_entropy(x, nn.tensor([0.0, 1.0, 1.0]))
     with pytest.raises(ValueError, match=r"nll_loss: target shape \(2,\) does not match"):
         nn.functional.cross_entropy(x, nn.tensor([0, 1], dtype=nn.int64))
+    probs = nn.tensor(np.full((3, 4), 0.25), dtype=nn.float64)
+    with pytest.raises(ValueError, match=r"cross_entropy: weight must have shape \(4,\), got"):
+        nn.functional.cross_entropy(x, probs, weight=nn.tensor(np.ones(3), dtype=nn.float64))
+    with pytest.raises(ValueError, match="cross_entropy: reduction must be one of"):
+        nn.functional.cross_entropy(x, probs, reduction="avg")
 
 
 def test_max_dim_returns_values_and_indices(backend, dtype, seed):
